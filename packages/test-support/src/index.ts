@@ -1,0 +1,3 @@
+export * from './paths.js';
+export * from './database.js';
+export * from './redis.js';
