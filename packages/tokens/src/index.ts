@@ -1,0 +1,6 @@
+export {
+  AccessTokens,
+  type AccessTokenClaims,
+  type AccessTokenScope,
+  type AccessTokensOptions,
+} from './access-tokens.js';

@@ -1,0 +1,44 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics, one registry per broker instance (tests build several). */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly httpRequests: Histogram<'method' | 'route' | 'status'>;
+  readonly logins: Counter<'outcome'>;
+  readonly auditEvents: Counter<'type'>;
+  readonly jobs: Counter<'kind' | 'outcome'>;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true)
+    collectDefaultMetrics({ register: registry, prefix: 'airlock_' });
+  return {
+    registry,
+    httpRequests: new Histogram({
+      name: 'airlock_http_request_duration_seconds',
+      help: 'HTTP request duration by route and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    logins: new Counter({
+      name: 'airlock_logins_total',
+      help: 'Sign-in attempts by outcome.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    auditEvents: new Counter({
+      name: 'airlock_audit_events_total',
+      help: 'Audit events appended, by type.',
+      labelNames: ['type'],
+      registers: [registry],
+    }),
+    jobs: new Counter({
+      name: 'airlock_jobs_total',
+      help: 'Lifecycle jobs run, by kind and outcome.',
+      labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+  };
+}

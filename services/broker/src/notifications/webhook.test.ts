@@ -1,0 +1,227 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AppError, ManualClock } from '@airlock/domain';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  deliverWebhook,
+  signWebhook,
+  verifyWebhookSignature,
+  WEBHOOK_EVENT_HEADER,
+  WEBHOOK_SIGNATURE_HEADER,
+} from './webhook.js';
+
+const SECRET = 'whsec_example';
+const BODY = '{"type":"grant.revoked","id":"whd_1"}';
+const T = 1_700_000_000;
+// Computed independently: printf '%s' "1700000000.$BODY" | openssl dgst -sha256 -hmac whsec_example
+const EXPECTED_V1 = 'd76983b61a17fb15d7d7f2ecd34dd8b4204e65d8aa64df9244b83b6138edcb13';
+
+describe('signWebhook / verifyWebhookSignature', () => {
+  it('signs t.body with HMAC-SHA256 in the Stripe-style header format', () => {
+    expect(signWebhook(SECRET, BODY, T)).toBe(`t=${T},v1=${EXPECTED_V1}`);
+    expect(signWebhook(Buffer.from(SECRET), BODY, T)).toBe(`t=${T},v1=${EXPECTED_V1}`);
+  });
+
+  it('verifies a fresh, untouched delivery', () => {
+    const header = signWebhook(SECRET, BODY, T);
+    expect(verifyWebhookSignature(SECRET, BODY, header, T)).toBe(true);
+    expect(verifyWebhookSignature(Buffer.from(SECRET), BODY, header, T + 300)).toBe(true);
+    expect(verifyWebhookSignature(SECRET, BODY, header, T - 300)).toBe(true);
+  });
+
+  it('rejects a tampered body, a wrong secret and a stale or far-future timestamp', () => {
+    const header = signWebhook(SECRET, BODY, T);
+    expect(verifyWebhookSignature(SECRET, BODY.replace('revoked', 'activated'), header, T)).toBe(
+      false,
+    );
+    expect(verifyWebhookSignature(`${SECRET}x`, BODY, header, T)).toBe(false);
+    expect(verifyWebhookSignature(SECRET, BODY, header, T + 301)).toBe(false);
+    expect(verifyWebhookSignature(SECRET, BODY, header, T - 301)).toBe(false);
+    expect(verifyWebhookSignature(SECRET, BODY, header, T + 60, 30)).toBe(false);
+    // Replaying the signature with a fresh timestamp does not work either.
+    expect(verifyWebhookSignature(SECRET, BODY, `t=${T + 1000},v1=${EXPECTED_V1}`, T + 1000)).toBe(
+      false,
+    );
+  });
+
+  it('rejects malformed headers', () => {
+    for (const header of [
+      '',
+      'garbage',
+      `v1=${EXPECTED_V1}`,
+      `t=${T}`,
+      `t=${T},v1=`,
+      `t=${T},v1=${EXPECTED_V1.slice(2)}`,
+      `t=${T},v1=${EXPECTED_V1}zz`,
+      `t=abc,v1=${EXPECTED_V1}`,
+      `t=${T},t=${T},v1=${EXPECTED_V1}`,
+      `t=${T},v1=${EXPECTED_V1}${',v0=x'.repeat(300)}`,
+    ]) {
+      expect(verifyWebhookSignature(SECRET, BODY, header, T), header).toBe(false);
+    }
+    expect(verifyWebhookSignature('', BODY, `t=${T},v1=${EXPECTED_V1}`, T)).toBe(false);
+  });
+
+  it('accepts any one matching v1 signature, so secrets can be rotated', () => {
+    const other = signWebhook('whsec_old', BODY, T).split(',')[1];
+    expect(
+      verifyWebhookSignature(SECRET, BODY, `t=${T},${other},v1=${EXPECTED_V1},v2=future`, T),
+    ).toBe(true);
+    expect(verifyWebhookSignature(SECRET, BODY, `t=${T},${other}`, T)).toBe(false);
+  });
+
+  it('refuses to sign with an empty secret or a bad timestamp', () => {
+    expect(() => signWebhook('', BODY, T)).toThrow(TypeError);
+    expect(() => signWebhook(SECRET, BODY, 1.5)).toThrow(RangeError);
+    expect(() => signWebhook(SECRET, BODY, -1)).toThrow(RangeError);
+  });
+});
+
+interface Received {
+  readonly method: string | undefined;
+  readonly path: string | undefined;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+describe('deliverWebhook', () => {
+  const servers: Server[] = [];
+  const clock = new ManualClock(T * 1_000 + 999);
+
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  /** A real HTTP endpoint on 127.0.0.1 that records what it received. */
+  async function endpoint(
+    respond: (req: IncomingMessage, res: ServerResponse) => void,
+  ): Promise<{ url: string; received: Received[] }> {
+    const received: Received[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        received.push({
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        respond(req, res);
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}`, received };
+  }
+
+  it('POSTs the body with headers the receiver can verify', async () => {
+    const { url, received } = await endpoint((_req, res) => res.writeHead(204).end());
+    const result = await deliverWebhook({
+      url: `${url}/hooks/airlock?tenant=7`,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+    });
+    expect(result).toEqual({ status: 204 });
+
+    expect(received).toHaveLength(1);
+    const [request] = received;
+    expect(request?.method).toBe('POST');
+    expect(request?.path).toBe('/hooks/airlock?tenant=7');
+    expect(request?.body).toBe(BODY);
+    expect(request?.headers['content-type']).toBe('application/json');
+    expect(request?.headers['user-agent']).toBe('airlock-webhooks/1');
+    expect(request?.headers[WEBHOOK_EVENT_HEADER]).toBe('grant.revoked');
+    const signature = request?.headers[WEBHOOK_SIGNATURE_HEADER];
+    // The timestamp is the injected clock's, in whole seconds.
+    expect(signature).toBe(`t=${T},v1=${EXPECTED_V1}`);
+    expect(verifyWebhookSignature(SECRET, request?.body ?? '', String(signature), T + 5)).toBe(
+      true,
+    );
+  });
+
+  it('throws on a non-2xx answer, without the secret in the message', async () => {
+    const { url } = await endpoint((_req, res) => res.writeHead(503).end('busy'));
+    const error = await deliverWebhook({
+      url: `${url}/x?token=abc`,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(Error);
+    const message = (error as Error).message;
+    expect(message).toContain('HTTP 503');
+    expect(message).not.toContain(SECRET);
+    expect(message).not.toContain('token=abc');
+  });
+
+  it('does not follow a redirect', async () => {
+    const { url, received } = await endpoint((req, res) => {
+      if (req.url === '/start') res.writeHead(307, { location: '/elsewhere' }).end();
+      else res.writeHead(200).end();
+    });
+    await expect(
+      deliverWebhook({
+        url: `${url}/start`,
+        secret: SECRET,
+        event: 'grant.revoked',
+        body: BODY,
+        clock,
+      }),
+    ).rejects.toThrow(/HTTP 307 \(a redirect, which is not followed\)/);
+    expect(received.map((r) => r.path)).toEqual(['/start']);
+  });
+
+  it('gives up when the endpoint does not answer in time', async () => {
+    const { url, received } = await endpoint(() => undefined);
+    const started = Date.now();
+    await expect(
+      deliverWebhook({
+        url,
+        secret: SECRET,
+        event: 'grant.revoked',
+        body: BODY,
+        clock,
+        timeoutMs: 200,
+      }),
+    ).rejects.toThrow(/timed out after 200 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(received).toHaveLength(1);
+  });
+
+  it('throws on a network error', async () => {
+    const { url } = await endpoint((_req, res) => res.end());
+    const server = servers.pop();
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+    const error = await deliverWebhook({
+      url,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+    }).catch((err: unknown) => err);
+    expect((error as Error).message).toMatch(/failed: ECONNREFUSED/);
+    expect((error as Error).message).not.toContain(SECRET);
+  });
+
+  it('refuses URLs that are not http(s)', async () => {
+    for (const url of ['file:///etc/passwd', 'not a url', 'ftp://example.com/hook']) {
+      const error = await deliverWebhook({
+        url,
+        secret: SECRET,
+        event: 'grant.revoked',
+        body: BODY,
+        clock,
+      }).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).code).toBe('webhook.invalid_url');
+    }
+  });
+});

@@ -1,0 +1,164 @@
+import type { AddressInfo } from 'node:net';
+import { appendAuditEventStandalone } from '@airlock/audit';
+import type { AirlockConfig } from '@airlock/config';
+import {
+  createPool,
+  migrate,
+  startEmbeddedPostgres,
+  type EmbeddedDatabase,
+  type Pool,
+} from '@airlock/db';
+import { systemClock, type Clock } from '@airlock/domain';
+import type { JobRunner } from '@airlock/jobs';
+import { Redis } from 'ioredis';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { buildApp } from './app.js';
+import { ensureAdminUser, loadOrCreateMasterKey } from './bootstrap.js';
+import type { BrokerContext } from './context.js';
+import { createBrokerContext } from './context-factory.js';
+import { seedDemo } from './demo.js';
+import type { App } from './http/app-types.js';
+import { createLifecycleRunner, ensureCheckpointJob } from './jobs.js';
+import { createLogger } from './logger.js';
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
+
+export interface RunningBroker {
+  readonly ctx: BrokerContext;
+  readonly app: App;
+  readonly jobs: JobRunner;
+  readonly httpAddress: string;
+  close(reason?: string): Promise<void>;
+}
+
+/** Opens the configured database, or starts the embedded one under the data dir. */
+export async function openDatabase(
+  config: AirlockConfig,
+  log: Logger,
+): Promise<{ pool: Pool; embedded: EmbeddedDatabase | null }> {
+  let embedded: EmbeddedDatabase | null = null;
+  let url = config.databaseUrl?.reveal();
+  if (url === undefined) {
+    log.info(
+      { dataDir: config.dataDir },
+      'DATABASE_URL is unset: starting the embedded PostgreSQL',
+    );
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      log: (m) => log.debug({ postgres: m }),
+    });
+    url = embedded.connectionString;
+  }
+  const pool = createPool({ connectionString: url, applicationName: 'airlock-broker' });
+  return { pool, embedded };
+}
+
+/**
+ * Starts the broker: database (embedded by default), migrations, master key,
+ * first admin, jobs, HTTP. Prints `airlock ready http=…` once listening.
+ */
+export async function startBroker(options: {
+  config: AirlockConfig;
+  clock?: Clock;
+  demo?: boolean;
+  print?: (line: string) => void;
+}): Promise<RunningBroker> {
+  const { config } = options;
+  const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const clock = options.clock ?? systemClock;
+  const log = createLogger(config.logLevel);
+  const { pool, embedded } = await openDatabase(config, log);
+  const cleanups: (() => Promise<unknown>)[] = [
+    async () => pool.end(),
+    async () => embedded?.stop(),
+  ];
+  try {
+    const migrated = await migrate(pool, MIGRATIONS_DIR, (m) => log.info(m));
+    log.info(
+      { schemaVersion: migrated.version, applied: migrated.applied },
+      'database schema is current',
+    );
+    const masterKey = await loadOrCreateMasterKey(config, (m) => log.warn(m));
+
+    const redisUrl = config.redisUrl?.reveal();
+    let readinessRedis: Redis | null = null;
+    if (redisUrl !== undefined) {
+      readinessRedis = new Redis(redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        enableOfflineQueue: false,
+      });
+      readinessRedis.on('error', () => undefined);
+      const r = readinessRedis;
+      cleanups.unshift(async () => r.quit().catch(() => r.disconnect()));
+      await readinessRedis
+        .connect()
+        .catch((err: Error) => log.warn({ err: err.message }, 'redis not reachable yet'));
+    }
+    const ctx = createBrokerContext({
+      config,
+      pool,
+      clock,
+      log,
+      masterKey,
+      readiness: async () => {
+        if (readinessRedis === null) return { ok: true, detail: 'in-process' };
+        try {
+          await readinessRedis.ping();
+          return { ok: true, detail: 'bullmq' };
+        } catch {
+          return { ok: false, detail: 'redis unreachable' };
+        }
+      },
+    });
+
+    await ensureAdminUser(ctx, print);
+    if (options.demo === true) await seedDemo(ctx, print);
+
+    const jobs = createLifecycleRunner(ctx, { redisUrl });
+    cleanups.unshift(async () => jobs.close());
+    await ensureCheckpointJob(ctx);
+    await jobs.start();
+    log.info({ transport: jobs.transport }, 'lifecycle jobs running');
+
+    const app = await buildApp(ctx);
+    cleanups.unshift(async () => app.close());
+    await app.listen({ host: config.bind, port: config.httpPort });
+    const address = app.server.address() as AddressInfo;
+    const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+
+    await appendAuditEventStandalone(
+      pool,
+      {
+        type: 'system.started',
+        actor: { kind: 'system' },
+        data: { http: httpAddress, jobs: jobs.transport },
+      },
+      clock,
+    );
+    // The SSH gateway arrives with its own issue; until then only HTTP is up.
+    print(`airlock ready http=${httpAddress}`);
+
+    let closing: Promise<void> | null = null;
+    const close = (reason = 'shutdown'): Promise<void> => {
+      closing ??= (async () => {
+        await app.close();
+        await jobs.close();
+        await appendAuditEventStandalone(
+          pool,
+          { type: 'system.stopped', actor: { kind: 'system' }, data: { reason } },
+          clock,
+        ).catch((err: unknown) => log.error({ err }, 'could not record system.stopped'));
+        for (const cleanup of cleanups.slice(2)) await cleanup().catch(() => undefined);
+        await pool.end();
+        await embedded?.stop();
+      })();
+      return closing;
+    };
+    return { ctx, app, jobs, httpAddress, close };
+  } catch (err) {
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    throw err;
+  }
+}
