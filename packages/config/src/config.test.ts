@@ -18,7 +18,11 @@ describe('loadConfig', () => {
 
   it('reports every problem at once', () => {
     try {
-      loadConfig({ AIRLOCK_HTTP_PORT: 'eighty', AIRLOCK_LOCKOUT_THRESHOLD: '0', DATABASE_URL: 'mysql://x' });
+      loadConfig({
+        AIRLOCK_HTTP_PORT: 'eighty',
+        AIRLOCK_LOCKOUT_THRESHOLD: '0',
+        DATABASE_URL: 'mysql://x',
+      });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
@@ -35,6 +39,8 @@ describe('loadConfig', () => {
   });
 
   it('refuses a secret given twice', () => {
-    expect(() => loadConfig({ AIRLOCK_MASTER_KEY: 'a', AIRLOCK_MASTER_KEY_FILE: '/x' })).toThrow(/both set/);
+    expect(() => loadConfig({ AIRLOCK_MASTER_KEY: 'a', AIRLOCK_MASTER_KEY_FILE: '/x' })).toThrow(
+      /both set/,
+    );
   });
 });

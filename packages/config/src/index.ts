@@ -63,7 +63,9 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
       try {
         return new Secret(readFileSync(file, 'utf8').trim());
       } catch (err) {
-        problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        problems.push(
+          `${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+        );
         return null;
       }
     }
@@ -102,14 +104,16 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     problems.push('DATABASE_URL must be a postgres:// URL');
   }
   const redisUrl = secret('REDIS_URL');
-  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl.reveal())) problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl.reveal()))
+    problems.push('REDIS_URL must be a redis:// or rediss:// URL');
 
   const rolesRaw = text('AIRLOCK_TOTP_REQUIRED_ROLES');
   let totpRequiredRoles: Role[] = ['admin', 'approver'];
   if (rolesRaw !== undefined) {
     const parts = rolesRaw === 'none' ? [] : rolesRaw.split(',').map((r) => r.trim());
     const unknown = parts.filter((r) => !(ROLES as readonly string[]).includes(r));
-    if (unknown.length > 0) problems.push(`AIRLOCK_TOTP_REQUIRED_ROLES has unknown roles: ${unknown.join(', ')}`);
+    if (unknown.length > 0)
+      problems.push(`AIRLOCK_TOTP_REQUIRED_ROLES has unknown roles: ${unknown.join(', ')}`);
     else totpRequiredRoles = parts as Role[];
   }
 
@@ -123,7 +127,11 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     sshPort: int('AIRLOCK_SSH_PORT', 2222, 0, 65535),
     adminPassword: secret('AIRLOCK_ADMIN_PASSWORD'),
     masterKey: secret('AIRLOCK_MASTER_KEY'),
-    logLevel: oneOf('AIRLOCK_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    logLevel: oneOf(
+      'AIRLOCK_LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      'info',
+    ),
     accessTokenTtlSeconds: int('AIRLOCK_ACCESS_TOKEN_TTL_SECONDS', 15 * 60, 30, 24 * 3600),
     authSessionTtlSeconds: int('AIRLOCK_SESSION_TTL_SECONDS', 12 * 3600, 60, 7 * 24 * 3600),
     lockoutThreshold: int('AIRLOCK_LOCKOUT_THRESHOLD', 5, 1, 100),
@@ -135,7 +143,10 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     jobPollIntervalMs: int('AIRLOCK_JOB_POLL_INTERVAL_MS', 1000, 50, 60_000),
     minPasswordLength: int('AIRLOCK_MIN_PASSWORD_LENGTH', 12, 8, 128),
   };
-  if (config.adminPassword !== null && config.adminPassword.reveal().length < config.minPasswordLength) {
+  if (
+    config.adminPassword !== null &&
+    config.adminPassword.reveal().length < config.minPasswordLength
+  ) {
     problems.push(`AIRLOCK_ADMIN_PASSWORD must be at least ${config.minPasswordLength} characters`);
   }
   if (problems.length > 0) throw new ConfigError(problems);

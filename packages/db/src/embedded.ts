@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -8,6 +8,27 @@ import pg from 'pg';
 export interface EmbeddedDatabase {
   readonly connectionString: string;
   stop(): Promise<void>;
+}
+
+const EMBEDDED_USER = 'airlock';
+// Loopback only, in a data dir only root and the postgres user can enter.
+const EMBEDDED_PASSWORD = 'airlock-embedded';
+
+/**
+ * The URL of an embedded PostgreSQL already running on this data dir (a
+ * broker is up), read from its postmaster.pid, whose fourth line is the port.
+ */
+export function runningEmbeddedPostgresUrl(dataDir: string, database = 'airlock'): string | null {
+  try {
+    const lines = readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n');
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    if (!Number.isInteger(pid) || !Number.isInteger(port) || port <= 0) return null;
+    process.kill(pid, 0);
+    return `postgres://${EMBEDDED_USER}:${EMBEDDED_PASSWORD}@127.0.0.1:${port}/${database}`;
+  } catch {
+    return null;
+  }
 }
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -40,7 +61,7 @@ export async function startEmbeddedPostgres(options: {
   // traverse the data dir to reach its own folder (but not read our files).
   if (asRoot) await chmod(options.dataDir, 0o711);
   const port = await freePort();
-  const password = 'airlock-embedded'; // loopback only; trust is not used
+  const password = EMBEDDED_PASSWORD;
   const log = options.log ?? (() => undefined);
   const server = new EmbeddedPostgres({
     databaseDir,
@@ -56,10 +77,18 @@ export async function startEmbeddedPostgres(options: {
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
   const database = options.database ?? 'airlock';
-  const admin = new pg.Client({ host: '127.0.0.1', port, user: 'airlock', password, database: 'postgres' });
+  const admin = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'airlock',
+    password,
+    database: 'postgres',
+  });
   await admin.connect();
   try {
-    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [database]);
+    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [
+      database,
+    ]);
     if (rowCount === 0) await admin.query(`create database "${database.replace(/"/g, '""')}"`);
   } finally {
     await admin.end();

@@ -23,7 +23,10 @@ describe('migration runner', () => {
 
   it('applies every migration once, even when replicas start together', async () => {
     const pool = await freshPool();
-    const [a, b] = await Promise.all([migrate(pool, MIGRATIONS_DIR), migrate(pool, MIGRATIONS_DIR)]);
+    const [a, b] = await Promise.all([
+      migrate(pool, MIGRATIONS_DIR),
+      migrate(pool, MIGRATIONS_DIR),
+    ]);
     expect([...a.applied, ...b.applied].sort()).toEqual(a.applied.length ? a.applied : b.applied);
     const again = await migrate(pool, MIGRATIONS_DIR);
     expect(again.applied).toEqual([]);
@@ -34,7 +37,10 @@ describe('migration runner', () => {
   it('refuses a database newer than the code', async () => {
     const pool = await freshPool();
     const { version } = await migrate(pool, MIGRATIONS_DIR);
-    await pool.query("insert into schema_migrations (version, name, checksum) values ($1, 'from_the_future', 'x')", [version + 1]);
+    await pool.query(
+      "insert into schema_migrations (version, name, checksum) values ($1, 'from_the_future', 'x')",
+      [version + 1],
+    );
     await expect(migrate(pool, MIGRATIONS_DIR)).rejects.toThrow(/newer than this code/);
   });
 

@@ -26,10 +26,12 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
   const migrations: Migration[] = [];
   for (const file of files) {
     const match = FILE_PATTERN.exec(file);
-    if (match === null) throw new MigrationError(`migration file ${file} is not named NNNN_verb_object.sql`);
+    if (match === null)
+      throw new MigrationError(`migration file ${file} is not named NNNN_verb_object.sql`);
     const sql = await readFile(join(dir, file), 'utf8');
     const version = Number(match[1]);
-    if (migrations.some((m) => m.version === version)) throw new MigrationError(`two migrations share version ${version}`);
+    if (migrations.some((m) => m.version === version))
+      throw new MigrationError(`two migrations share version ${version}`);
     migrations.push({
       version,
       name: match[2] ?? '',
@@ -38,7 +40,10 @@ export async function loadMigrations(dir: string): Promise<Migration[]> {
     });
   }
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new MigrationError(`migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`);
+    if (m.version !== i + 1)
+      throw new MigrationError(
+        `migrations must be numbered 1..n without gaps; found ${m.version} at position ${i + 1}`,
+      );
   });
   return migrations;
 }
@@ -84,7 +89,9 @@ export async function migrate(
       for (const row of rows) {
         const m = migrations[row.version - 1];
         if (m?.checksum !== row.checksum) {
-          throw new MigrationError(`migration ${row.version} (${row.name}) was changed after it was applied`);
+          throw new MigrationError(
+            `migration ${row.version} (${row.name}) was changed after it was applied`,
+          );
         }
       }
       const applied: number[] = [];
@@ -92,15 +99,16 @@ export async function migrate(
         await client.query('begin');
         try {
           await client.query(m.sql);
-          await client.query('insert into schema_migrations (version, name, checksum) values ($1, $2, $3)', [
-            m.version,
-            m.name,
-            m.checksum,
-          ]);
+          await client.query(
+            'insert into schema_migrations (version, name, checksum) values ($1, $2, $3)',
+            [m.version, m.name, m.checksum],
+          );
           await client.query('commit');
         } catch (err) {
           await client.query('rollback');
-          throw new MigrationError(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`);
+          throw new MigrationError(
+            `migration ${m.version} (${m.name}) failed: ${(err as Error).message}`,
+          );
         }
         applied.push(m.version);
         log(`applied migration ${String(m.version).padStart(4, '0')}_${m.name}`);

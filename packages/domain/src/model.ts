@@ -51,11 +51,14 @@ export interface ZonePolicy {
   readonly pendingRequestTtlMinutes: number;
 }
 
+const DEFAULT_CAPABILITIES: readonly Capability[] = Object.freeze<Capability[]>(['shell', 'exec']);
+const NO_COMMAND_RULES: readonly CommandRule[] = Object.freeze<CommandRule[]>([]);
+
 export const DEFAULT_ZONE_POLICY: ZonePolicy = Object.freeze({
   requiredApprovals: 1,
   maxWindowMinutes: 8 * 60,
-  allowedCapabilities: Object.freeze(['shell', 'exec']) as readonly Capability[],
-  commandRules: Object.freeze([]) as readonly CommandRule[],
+  allowedCapabilities: DEFAULT_CAPABILITIES,
+  commandRules: NO_COMMAND_RULES,
   recordingMode: 'full',
   supervised: false,
   idleTimeoutMinutes: 30,

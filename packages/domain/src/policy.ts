@@ -27,7 +27,10 @@ function isCapability(value: unknown): value is Capability {
  * Fills defaults into a (partial) policy and checks it. The route schema has
  * already checked types; this checks meaning (ranges, regex syntax).
  */
-export function normalizeZonePolicy(input: Partial<ZonePolicy>, base: ZonePolicy = DEFAULT_ZONE_POLICY): ZonePolicy {
+export function normalizeZonePolicy(
+  input: Partial<ZonePolicy>,
+  base: ZonePolicy = DEFAULT_ZONE_POLICY,
+): ZonePolicy {
   const policy: ZonePolicy = { ...base, ...input };
   const problems: string[] = [];
   const intIn = (name: keyof ZonePolicy, min: number, max: number): void => {
@@ -40,19 +43,22 @@ export function normalizeZonePolicy(input: Partial<ZonePolicy>, base: ZonePolicy
   intIn('maxWindowMinutes', 1, POLICY_LIMITS.maxWindowMinutes);
   intIn('idleTimeoutMinutes', 1, 24 * 60);
   intIn('pendingRequestTtlMinutes', 1, 30 * 24 * 60);
-  if (!policy.allowedCapabilities.every(isCapability)) problems.push('allowedCapabilities has an unknown capability');
+  if (!policy.allowedCapabilities.every(isCapability))
+    problems.push('allowedCapabilities has an unknown capability');
   if (policy.commandRules.length > POLICY_LIMITS.maxCommandRules) {
     problems.push(`at most ${POLICY_LIMITS.maxCommandRules} command rules`);
   }
   policy.commandRules.forEach((rule: CommandRule, i) => {
-    if (!(COMMAND_RULE_ACTIONS as readonly string[]).includes(rule.action)) problems.push(`commandRules[${i}].action is unknown`);
+    if (!(COMMAND_RULE_ACTIONS as readonly string[]).includes(rule.action))
+      problems.push(`commandRules[${i}].action is unknown`);
     try {
       new RegExp(rule.pattern);
     } catch {
       problems.push(`commandRules[${i}].pattern is not a valid regular expression`);
     }
   });
-  if (problems.length > 0) throw new AppError('zone.invalid_policy', { detail: problems.join('; ') });
+  if (problems.length > 0)
+    throw new AppError('zone.invalid_policy', { detail: problems.join('; ') });
   return Object.freeze({
     ...policy,
     allowedCapabilities: Object.freeze([...new Set(policy.allowedCapabilities)]),
@@ -81,7 +87,8 @@ export function windowMinutes(window: RequestedWindow): number {
 }
 
 export function resolveRequestedWindow(input: WindowInput, now: Date): RequestedWindow {
-  const invalid = (detail: string): AppError => new AppError('access_request.invalid_window', { detail });
+  const invalid = (detail: string): AppError =>
+    new AppError('access_request.invalid_window', { detail });
   if (input.durationMinutes !== undefined) {
     if (input.startsAt !== undefined || input.endsAt !== undefined) {
       throw invalid('give either durationMinutes or startsAt/endsAt, not both');
@@ -91,10 +98,12 @@ export function resolveRequestedWindow(input: WindowInput, now: Date): Requested
     }
     return { kind: 'duration', minutes: input.durationMinutes };
   }
-  if (input.endsAt === undefined) throw invalid('give endsAt (with an optional startsAt) or durationMinutes');
+  if (input.endsAt === undefined)
+    throw invalid('give endsAt (with an optional startsAt) or durationMinutes');
   const startsAt = input.startsAt ?? now;
   const endsAt = input.endsAt;
-  if (Number.isNaN(startsAt.getTime()) || Number.isNaN(endsAt.getTime())) throw invalid('not a valid date-time');
+  if (Number.isNaN(startsAt.getTime()) || Number.isNaN(endsAt.getTime()))
+    throw invalid('not a valid date-time');
   if (endsAt.getTime() <= startsAt.getTime()) throw invalid('endsAt must be after startsAt');
   if (startsAt.getTime() < now.getTime() - POLICY_LIMITS.startSkewMinutes * MINUTE_MS) {
     throw invalid('startsAt lies in the past');
@@ -122,7 +131,10 @@ export function checkRequestAgainstPolicies(
     }
     for (const capability of capabilities) {
       if (!zone.policy.allowedCapabilities.includes(capability)) {
-        throw new AppError('access_request.capability_not_allowed', { capability, zone: zone.name });
+        throw new AppError('access_request.capability_not_allowed', {
+          capability,
+          zone: zone.name,
+        });
       }
     }
   }
@@ -144,24 +156,40 @@ export function effectiveGrantWindow(
   approvedAt: Date,
 ): Interval {
   let notBefore =
-    window.kind === 'fixed' ? new Date(Math.max(window.startsAt.getTime(), approvedAt.getTime())) : approvedAt;
+    window.kind === 'fixed'
+      ? new Date(Math.max(window.startsAt.getTime(), approvedAt.getTime()))
+      : approvedAt;
   let notAfter =
-    window.kind === 'fixed' ? window.endsAt : new Date(approvedAt.getTime() + window.minutes * MINUTE_MS);
+    window.kind === 'fixed'
+      ? window.endsAt
+      : new Date(approvedAt.getTime() + window.minutes * MINUTE_MS);
   for (const n of narrowings) {
-    if (n.notBefore !== undefined && n.notBefore.getTime() > notBefore.getTime()) notBefore = n.notBefore;
-    if (n.notAfter !== undefined && n.notAfter.getTime() < notAfter.getTime()) notAfter = n.notAfter;
+    if (n.notBefore !== undefined && n.notBefore.getTime() > notBefore.getTime())
+      notBefore = n.notBefore;
+    if (n.notAfter !== undefined && n.notAfter.getTime() < notAfter.getTime())
+      notAfter = n.notAfter;
   }
   return { notBefore, notAfter };
 }
 
 /** An approver may narrow the window, never widen it. */
-export function checkNarrowing(window: RequestedWindow, narrowing: Partial<Interval>, now: Date): void {
-  const bad = (detail: string): AppError => new AppError('access_request.narrowing_invalid', { detail });
+export function checkNarrowing(
+  window: RequestedWindow,
+  narrowing: Partial<Interval>,
+  now: Date,
+): void {
+  const bad = (detail: string): AppError =>
+    new AppError('access_request.narrowing_invalid', { detail });
   const { notBefore, notAfter } = narrowing;
-  if (notBefore !== undefined && notAfter !== undefined && notAfter.getTime() <= notBefore.getTime()) {
+  if (
+    notBefore !== undefined &&
+    notAfter !== undefined &&
+    notAfter.getTime() <= notBefore.getTime()
+  ) {
     throw bad('notAfter must be after notBefore');
   }
-  if (notAfter !== undefined && notAfter.getTime() <= now.getTime()) throw bad('notAfter lies in the past');
+  if (notAfter !== undefined && notAfter.getTime() <= now.getTime())
+    throw bad('notAfter lies in the past');
   if (window.kind === 'fixed') {
     if (notBefore !== undefined && (notBefore < window.startsAt || notBefore >= window.endsAt)) {
       throw bad('notBefore is outside the requested window');
@@ -188,10 +216,15 @@ export interface ApprovalVote {
  * N distinct approvals per zone: a request spanning two zones needs each
  * zone's quorum. Returns the zones still short of their quorum.
  */
-export function zonesShortOfQuorum(zones: readonly ZoneQuorum[], votes: readonly ApprovalVote[]): string[] {
+export function zonesShortOfQuorum(
+  zones: readonly ZoneQuorum[],
+  votes: readonly ApprovalVote[],
+): string[] {
   return zones
     .filter((zone) => {
-      const distinct = new Set(votes.filter((v) => v.zoneId === zone.zoneId).map((v) => v.approverId));
+      const distinct = new Set(
+        votes.filter((v) => v.zoneId === zone.zoneId).map((v) => v.approverId),
+      );
       return distinct.size < zone.requiredApprovals;
     })
     .map((zone) => zone.zoneId);

@@ -98,6 +98,12 @@ interface DispatchMessage {
   readonly attempt: number;
 }
 
+/**
+ * ioredis keeps a half-open socket (Redis unreachable) alive this long after
+ * close, holding the process open; its default is 2 s.
+ */
+const REDIS_DISCONNECT_TIMEOUT_MS = 200;
+
 /** Bounds how long a tick waits for Redis, so a Redis outage delays jobs but never wedges the poll loop. */
 const SEND_TIMEOUT_MS = 5_000;
 
@@ -132,9 +138,9 @@ export class BullMqTransport implements JobTransport {
     this.#log = options.log;
   }
 
-  async start(execute: ExecuteDispatch): Promise<void> {
-    if (this.#closed) throw new Error('The BullMQ job transport is closed');
-    if (this.#worker !== undefined) return;
+  start(execute: ExecuteDispatch): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('The BullMQ job transport is closed'));
+    if (this.#worker !== undefined) return Promise.resolve();
     const worker = new Worker<DispatchMessage>(
       this.#queueName,
       async (job: Job<DispatchMessage>) => {
@@ -146,7 +152,7 @@ export class BullMqTransport implements JobTransport {
         await execute(ref);
       },
       {
-        connection: { url: this.#redisUrl },
+        connection: { url: this.#redisUrl, disconnectTimeout: REDIS_DISCONNECT_TIMEOUT_MS },
         concurrency: this.#concurrency,
         // A stalled message must not be re-delivered with the same attempt
         // number while its first worker may still be running it; the lease in
@@ -161,7 +167,9 @@ export class BullMqTransport implements JobTransport {
     );
     this.#worker = worker;
     this.#ensureQueue();
-    await worker.waitUntilReady();
+    // Not waiting for Redis here: with Redis down the broker still starts,
+    // jobs stay 'scheduled' in PostgreSQL, and the worker connects when it can.
+    return Promise.resolve();
   }
 
   async send(refs: readonly DispatchRef[]): Promise<void> {
@@ -214,7 +222,7 @@ export class BullMqTransport implements JobTransport {
   #ensureQueue(): Queue<DispatchMessage> {
     if (this.#queue === undefined) {
       const queue = new Queue<DispatchMessage>(this.#queueName, {
-        connection: { url: this.#redisUrl },
+        connection: { url: this.#redisUrl, disconnectTimeout: REDIS_DISCONNECT_TIMEOUT_MS },
       });
       queue.on('error', (err) =>
         this.#log.warn(

@@ -22,7 +22,8 @@ function withDatabase(url: string, database: string): string {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const serverUrl = inject('airlockDatabaseUrl');
   const template = inject('airlockTemplateDatabase');
-  if (!serverUrl || !template) throw new Error('No PostgreSQL for tests: the vitest global setup did not run');
+  if (!serverUrl || !template)
+    throw new Error('No PostgreSQL for tests: the vitest global setup did not run');
   const name = `airlock_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();

@@ -9,7 +9,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPool, freePort, migrate, startEmbeddedPostgres, type EmbeddedDatabase } from '@airlock/db';
+import {
+  createPool,
+  freePort,
+  migrate,
+  startEmbeddedPostgres,
+  type EmbeddedDatabase,
+} from '@airlock/db';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { MIGRATIONS_DIR } from './paths.js';
@@ -32,12 +38,21 @@ function withDatabase(url: string, database: string): string {
 async function startRedis(): Promise<{ url: string; child: ChildProcess } | { problem: string }> {
   const port = await freePort();
   return new Promise((resolve) => {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.once('error', (err) => resolve({ problem: `REDIS_URL is unset and redis-server could not be started: ${err.message}` }));
+    const child = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child.once('error', (err) =>
+      resolve({
+        problem: `REDIS_URL is unset and redis-server could not be started: ${err.message}`,
+      }),
+    );
     child.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('Ready to accept connections')) resolve({ url: `redis://127.0.0.1:${port}`, child });
+      if (chunk.toString().includes('Ready to accept connections'))
+        resolve({ url: `redis://127.0.0.1:${port}`, child });
     });
   });
 }
@@ -47,7 +62,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let serverUrl = process.env.DATABASE_URL;
   if (serverUrl === undefined || serverUrl === '') {
     const dir = await mkdtemp(join(tmpdir(), 'airlock-test-pg-'));
-    const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: dir, database: 'postgres' });
+    const embedded: EmbeddedDatabase = await startEmbeddedPostgres({
+      dataDir: dir,
+      database: 'postgres',
+    });
     serverUrl = embedded.connectionString;
     cleanups.push(async () => {
       await embedded.stop();

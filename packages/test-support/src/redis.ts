@@ -7,7 +7,10 @@ import { inject } from 'vitest';
  */
 export function testRedisUrl(): string {
   const url = inject('airlockRedisUrl');
-  if (!url) throw new Error(`Redis is required by this test but none is available: ${inject('airlockRedisProblem')}`);
+  if (!url)
+    throw new Error(
+      `Redis is required by this test but none is available: ${inject('airlockRedisProblem')}`,
+    );
   return url;
 }
 

@@ -23,8 +23,9 @@ export const API_VERSION = '0.1.0';
  * `app.inject()` and the server entry point decides where it listens.
  */
 export async function buildApp(ctx: BrokerContext): Promise<App> {
+  const logger: FastifyBaseLogger = ctx.log;
   const app = Fastify({
-    loggerInstance: ctx.log as FastifyBaseLogger,
+    loggerInstance: logger,
     bodyLimit: ctx.config.bodyLimitBytes,
     trustProxy: false,
     return503OnClosing: true,
@@ -79,5 +80,5 @@ export async function buildApp(ctx: BrokerContext): Promise<App> {
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   await app.ready();
-  return app as unknown as App;
+  return app;
 }

@@ -34,7 +34,7 @@ export function toAppError(err: unknown): AppError {
     const detail =
       extra === undefined
         ? `${where} ${first?.message ?? 'is invalid'}`
-        : `${where} has unknown field "${String(extra)}"`;
+        : `${where} has unknown field "${typeof extra === 'string' ? extra : JSON.stringify(extra)}"`;
     return new AppError('request.invalid', { detail });
   }
   switch (fe.code) {

@@ -1,4 +1,4 @@
-import type { AuditActor } from '@airlock/audit';
+import type { AuditActor, JsonValue } from '@airlock/audit';
 import { withTransaction, type PoolClient } from '@airlock/db';
 import { AppError, newId, normalizeZonePolicy, type ZonePolicy } from '@airlock/domain';
 import { audit } from '../../audit.js';
@@ -54,8 +54,8 @@ export async function createZone(
   );
 }
 
-function policyData(policy: ZonePolicy): { [k: string]: import('@airlock/audit').JsonValue } {
-  return JSON.parse(JSON.stringify(policy)) as { [k: string]: import('@airlock/audit').JsonValue };
+function policyData(policy: ZonePolicy): { [k: string]: JsonValue } {
+  return JSON.parse(JSON.stringify(policy)) as { [k: string]: JsonValue };
 }
 
 /** A policy edit applies to requests filed after it; requests in flight keep their quorum. */
