@@ -60,3 +60,45 @@ describe('audit trail tampering', () => {
     });
   });
 });
+
+describe('signed checkpoints', () => {
+  let t: TestBroker;
+
+  beforeAll(async () => {
+    t = await createTestBroker();
+  });
+  afterAll(async () => t.close());
+
+  it('are signed periodically by the checkpoint job, and catch events removed from the tail', async () => {
+    const { ensureCheckpointJob } = await import('../../jobs.js');
+    await ensureCheckpointJob(t.ctx);
+    for (let i = 0; i < 3; i += 1) {
+      await t.call('POST', '/api/v1/zones', { token: t.admin.token, body: { name: `Zone ${i}` } });
+    }
+    t.clock.advance(t.ctx.config.auditCheckpointMinutes * 60_000);
+    await t.jobs.runDue();
+    const { rows } = await t.db.pool.query<{ seq: number }>(
+      'select seq from audit_checkpoints order by seq',
+    );
+    expect(rows).toHaveLength(1);
+    const checkpointSeq = rows[0]!.seq;
+    // The job re-arms itself for the next period.
+    const next = await t.db.pool.query(
+      `select run_at from jobs where kind = 'audit.checkpoint' and state = 'scheduled'`,
+    );
+    expect(next.rowCount).toBe(1);
+
+    const verified = await t.call('GET', '/api/v1/audit/verify', { token: t.admin.token });
+    expect(verified.body).toMatchObject({ ok: true, checkpoint: { seq: checkpointSeq } });
+
+    // Removing the newest events leaves a consistent chain, but the checkpoint remembers the head.
+    await t.db.superuserQuery(
+      `set session_replication_role = replica;
+       delete from audit_events where seq >= ${checkpointSeq - 1};
+       set session_replication_role = origin;`,
+    );
+    const truncated = await t.call('GET', '/api/v1/audit/verify', { token: t.admin.token });
+    expect(truncated.body.ok).toBe(false);
+    expect(truncated.body.firstBad.reason).toBe('truncated');
+  });
+});
