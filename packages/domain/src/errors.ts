@@ -185,6 +185,13 @@ export const ERROR_CATALOGUE = {
     message: 'The grant has already expired.',
   },
 
+  // sessions
+  'session.not_found': { kind: 'not_found', message: 'No session {id}.' },
+  'session.already_ended': {
+    kind: 'failed_precondition',
+    message: 'The session has already ended.',
+  },
+
   // service
   'service.unavailable': { kind: 'unavailable', message: 'The service is not ready: {detail}' },
   internal: { kind: 'internal', message: 'An internal error occurred; it has been logged.' },

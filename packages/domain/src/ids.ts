@@ -13,6 +13,7 @@ export const ID_PREFIXES = {
   accessRequest: 'req',
   grant: 'grt',
   session: 'ses',
+  command: 'cmd',
   sshKey: 'key',
   authSession: 'aus',
   auditEvent: 'evt',

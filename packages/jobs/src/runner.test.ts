@@ -534,6 +534,50 @@ describe('job runner over the bullmq transport, with stale messages', () => {
   });
 });
 
+describe('job runner over the bullmq transport, with Redis unreachable', () => {
+  it('keeps jobs in PostgreSQL, logs the Redis errors and still closes promptly', async () => {
+    await db.pool.query('delete from jobs');
+    const clock = new ManualClock(T0);
+    const warnings: string[] = [];
+    const log = {
+      info: () => undefined,
+      warn: (obj: object, msg?: string) => warnings.push(`${msg ?? ''} ${JSON.stringify(obj)}`),
+      error: () => undefined,
+    };
+    const { handler, calls } = recorder();
+    // Port 1 refuses connections: Redis is "down".
+    const runner = createJobRunner({
+      pool: db.pool,
+      clock,
+      handlers: { 'grant.expire': handler },
+      redisUrl: 'redis://127.0.0.1:1',
+      queueName: uniqueQueueName(),
+      log,
+    });
+    try {
+      await runner.start();
+      const id = await scheduleJob(
+        db.pool,
+        { kind: 'grant.expire', payload: {}, runAt: T0 },
+        clock,
+      );
+      await expect(runner.runDue()).rejects.toThrow(/Redis is not reachable .*ECONNREFUSED/);
+      // The claim was given back as if never made: no attempt was used up.
+      expect(await jobRow(id)).toMatchObject({
+        state: 'scheduled',
+        attempts: 0,
+        dispatched_at: null,
+      });
+      expect(calls).toHaveLength(0);
+      expect(warnings.some((w) => w.includes('ECONNREFUSED'))).toBe(true);
+    } finally {
+      const started = Date.now();
+      await runner.close();
+      expect(Date.now() - started).toBeLessThan(1_000);
+    }
+  });
+});
+
 describe('scheduleJob', () => {
   const clock = new ManualClock(T0);
 

@@ -197,10 +197,12 @@ class PostgresJobRunner implements JobRunner {
     this.#closed = true;
     if (this.#pollTimer !== undefined) clearInterval(this.#pollTimer);
     this.#wakeWaiters();
-    // Claims under way finish (or are given back) before the pool may go.
+    // The transport stops first, so that claims under way fail fast and are
+    // given back; all of that finishes before close() returns and the pool may go.
+    const transportClosed = this.#transport.close();
     await this.#pollInFlight;
     await Promise.allSettled(this.#dispatchesInFlight);
-    const neverStarted = await this.#transport.close();
+    const neverStarted = await transportClosed;
     if (neverStarted.length > 0) {
       await releaseClaims(this.#pool, neverStarted).catch((err: unknown) =>
         this.#log.warn(

@@ -10,6 +10,7 @@ import { connectorRoutes } from './features/connectors/routes.js';
 import { grantRoutes } from './features/grants/routes.js';
 import { healthRoutes } from './features/health/routes.js';
 import { requestRoutes } from './features/requests/routes.js';
+import { sessionRoutes } from './features/sessions/routes.js';
 import { userRoutes } from './features/users/routes.js';
 import { zoneRoutes } from './features/zones/routes.js';
 import type { App } from './http/app-types.js';
@@ -33,6 +34,10 @@ export async function buildApp(ctx: BrokerContext): Promise<App> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
+  // The API speaks JSON only. Fastify also parses text/plain by default (the
+  // type a cross-site form may send without a CORS preflight); refusing it
+  // gives a wrong content type its own clear error.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('principal', null);
   installErrorHandling(app, ctx.config.bodyLimitBytes);
 
@@ -77,6 +82,7 @@ export async function buildApp(ctx: BrokerContext): Promise<App> {
   requestRoutes(app, ctx);
   grantRoutes(app, ctx);
   auditRoutes(app, ctx);
+  sessionRoutes(app, ctx);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   await app.ready();

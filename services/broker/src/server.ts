@@ -21,6 +21,7 @@ import { seedDemo } from './demo.js';
 import type { App } from './http/app-types.js';
 import { createLifecycleRunner, ensureCheckpointJob } from './jobs.js';
 import { createLogger } from './logger.js';
+import { startSshGateway, type SshGateway } from './gateway/server.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
 
@@ -29,6 +30,7 @@ export interface RunningBroker {
   readonly app: App;
   readonly jobs: JobRunner;
   readonly httpAddress: string;
+  readonly gateway: SshGateway;
   close(reason?: string): Promise<void>;
 }
 
@@ -128,21 +130,30 @@ export async function startBroker(options: {
     const address = app.server.address() as AddressInfo;
     const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
+    const gateway = await startSshGateway(ctx, { host: config.bind, port: config.sshPort });
+    cleanups.unshift(async () => gateway.close('broker_shutdown'));
+
     await appendAuditEventStandalone(
       pool,
       {
         type: 'system.started',
         actor: { kind: 'system' },
-        data: { http: httpAddress, jobs: jobs.transport },
+        data: {
+          http: httpAddress,
+          ssh: gateway.address,
+          jobs: jobs.transport,
+          gatewayHostKey: gateway.hostKey.fingerprint,
+        },
       },
       clock,
     );
-    // The SSH gateway arrives with its own issue; until then only HTTP is up.
-    print(`airlock ready http=${httpAddress}`);
+    print(`airlock ready http=${httpAddress} ssh=${gateway.address}`);
 
     let closing: Promise<void> | null = null;
     const close = (reason = 'shutdown'): Promise<void> => {
       closing ??= (async () => {
+        // Sessions first: vendors are told why, and each end is recorded while the store is up.
+        await gateway.close('broker_shutdown');
         await app.close();
         await jobs.close();
         await appendAuditEventStandalone(
@@ -150,13 +161,13 @@ export async function startBroker(options: {
           { type: 'system.stopped', actor: { kind: 'system' }, data: { reason } },
           clock,
         ).catch((err: unknown) => log.error({ err }, 'could not record system.stopped'));
-        for (const cleanup of cleanups.slice(2)) await cleanup().catch(() => undefined);
+        await readinessRedis?.quit().catch(() => readinessRedis?.disconnect());
         await pool.end();
         await embedded?.stop();
       })();
       return closing;
     };
-    return { ctx, app, jobs, httpAddress, close };
+    return { ctx, app, jobs, httpAddress, gateway, close };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;

@@ -86,6 +86,8 @@ export async function createTestBroker(
   const jobs = createLifecycleRunner(ctx, {
     redisUrl: options.jobs === 'bullmq' ? testRedisUrl() : undefined,
     queueName: uniqueQueueName(),
+    // Jobs run when a test says so (runDue), never behind its back.
+    pollIntervalMs: 3_600_000,
   });
   await jobs.start();
   const app = await buildApp(ctx);

@@ -85,9 +85,13 @@ export interface ThrottleState {
   readonly lockedUntil: Date | null;
 }
 
-export async function getThrottle(db: Queryable, username: string): Promise<ThrottleState | null> {
+export async function getThrottle(
+  db: Queryable,
+  username: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<ThrottleState | null> {
   const { rows } = await db.query<{ failures: number; locked_until: Date | null }>(
-    'select failures, locked_until from login_throttle where username = $1',
+    `select failures, locked_until from login_throttle where username = $1${options.forUpdate === true ? ' for update' : ''}`,
     [username],
   );
   const r = rows[0];

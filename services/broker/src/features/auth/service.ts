@@ -27,6 +27,7 @@ import {
   recordLoginFailure,
   revokeAuthSession,
   setAuthSessionMfa,
+  type ThrottleState,
 } from './repository.js';
 
 export interface LoginResult {
@@ -109,8 +110,13 @@ export async function login(
   }
 
   if (failure !== null) {
-    await recordFailedLogin(ctx, username, user, failure, input.ip, now);
+    const state = await recordFailedLogin(ctx, username, user, failure, input.ip, now);
     if (failure === 'totp_missing') throw new AppError('auth.totp_required');
+    // Guesses sent in parallel all passed the lock check above before any had
+    // failed; the ones counted past the threshold are answered as locked, so
+    // no more than `lockoutThreshold` guesses ever get an answer.
+    if (state?.lockedUntil != null && state.failures > ctx.config.lockoutThreshold)
+      throw lockedError(state.lockedUntil, now);
     throw new AppError('auth.invalid_credentials');
   }
   if (user === null) throw new AppError('auth.invalid_credentials'); // unreachable: narrows the type
@@ -118,7 +124,11 @@ export async function login(
   const enrollmentOnly = user.totpSecret === null && totpRequiredFor(ctx, user.roles);
   const sessionId = newId('authSession');
   const sessionExpiresAt = new Date(now.getTime() + ctx.config.authSessionTtlSeconds * 1000);
-  await withTransaction(ctx.pool, async (client) => {
+  const lockedMeanwhile = await withTransaction(ctx.pool, async (client) => {
+    // Likewise, a right guess among parallel wrong ones must not get in once
+    // they have locked the account (the row lock orders us after them).
+    const current = await getThrottle(client, username, { forUpdate: true });
+    if (current?.lockedUntil != null && current.lockedUntil > now) return current.lockedUntil;
     await clearThrottle(client, username);
     await insertAuthSession(client, {
       id: sessionId,
@@ -139,7 +149,19 @@ export async function login(
         scope: enrollmentOnly ? 'totp_enrollment' : 'full',
       },
     });
+    return null;
   });
+  if (lockedMeanwhile !== null) {
+    await auditAlone(ctx, {
+      type: 'user.login_failed',
+      actor: anonymous,
+      subjectId: user.id,
+      outcome: 'failure',
+      data: { username, reason: 'locked' },
+    });
+    ctx.metrics.logins.inc({ outcome: 'locked' });
+    throw lockedError(lockedMeanwhile, now);
+  }
   ctx.metrics.logins.inc({ outcome: 'success' });
   const issued = await issueToken(ctx, {
     userId: user.id,
@@ -167,10 +189,10 @@ async function recordFailedLogin(
   reason: LoginFailure,
   ip: string,
   now: Date,
-): Promise<void> {
+): Promise<ThrottleState | null> {
   // A correct password without its code is the first half of a sign-in, not a guess.
   const counts = reason !== 'totp_missing';
-  await withTransaction(ctx.pool, async (client) => {
+  const counted = await withTransaction(ctx.pool, async (client) => {
     const state = counts
       ? await recordLoginFailure(client, username, now, {
           threshold: ctx.config.lockoutThreshold,
@@ -194,8 +216,10 @@ async function recordFailedLogin(
         data: { username, lockedUntil: state.lockedUntil.toISOString(), failures: state.failures },
       });
     }
+    return state;
   });
   ctx.metrics.logins.inc({ outcome: 'failure' });
+  return counted;
 }
 
 export async function issueToken(

@@ -3,6 +3,7 @@ import { AppError, grantStatusAt, MINUTE_MS, newId, type Capability } from '@air
 import { cancelJobs, scheduleJob, type JobHandler } from '@airlock/jobs';
 import { audit, auditAlone } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
+import { sendSessionSignal } from '../../gateway/signals.js';
 import { notifyUsers } from '../../notifications/notify.js';
 import { actorOf, hasRole, type Principal } from '../../principal.js';
 import { zonesApprovedBy } from '../zones/repository.js';
@@ -138,6 +139,8 @@ export async function revokeGrant(
         asset: grant.assetName,
         reason,
       });
+      // Delivered on commit to every replica: live sessions under this grant end within a second.
+      await sendSessionSignal(client, { kind: 'grant_revoked', grantId, detail: reason });
       return getGrant(client, grantId);
     });
   } catch (err) {

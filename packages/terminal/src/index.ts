@@ -1,0 +1,8 @@
+export {
+  ShellCommandExtractor,
+  type EchoState,
+  type InputDecision,
+  type LineLocation,
+  type ShellCommandExtractorOptions,
+  type SubmittedLine,
+} from './shell-command-extractor.js';

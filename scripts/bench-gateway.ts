@@ -1,0 +1,1301 @@
+/**
+ * Measures what the SSH gateway costs a vendor, against a real OpenSSH sshd
+ * standing in for the asset, with the broker in this process (recording on,
+ * as always):
+ *
+ *   1. throughput of `ssh … 'cat FILE' > /dev/null`, direct vs through the broker;
+ *   2. keystroke echo latency in an `ssh -tt` session running `cat` in a pty;
+ *   3. memory per idle interactive session held by the broker.
+ *
+ * Prints a table to stdout, progress to stderr, and writes the figures to
+ * test-output/bench-gateway.json. Reports against the targets; asserts nothing.
+ *
+ *   pnpm bench:gateway [--size 256M] [--only latency,memory,throughput,recorder]
+ *                      [--runs 2] [--samples 500] [--gap-ms 5] [--sessions 50] [--profile]
+ *
+ * Needs root (the sshd fixture runs sshd and owns the asset account), the
+ * OpenSSH client and server, and node-pty's binding (built by pnpm install).
+ * PostgreSQL: a fresh `bench_<random>` database on DATABASE_URL's server, or,
+ * when DATABASE_URL is unset, an embedded PostgreSQL in a temp dir (what a
+ * single-node broker runs by default). Everything it starts is removed at the
+ * end, also after a failure or Ctrl-C.
+ *
+ * Memory figures need a callable gc(): `NODE_OPTIONS=--expose-gc pnpm bench:gateway`
+ * provides it; without it the script turns the flag on itself (v8.setFlagsFromString).
+ * `--profile` records a V8 CPU profile of the first through-broker transfer
+ * (test-output/bench-gateway-broker.cpuprofile) and prints where the broker's time went.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { Session as InspectorSession } from 'node:inspector/promises';
+import { createRequire } from 'node:module';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { newId, Secret, systemClock } from '@airlock/domain';
+import { configForTest, loadConfig } from '../packages/config/src/index.js';
+import {
+  base32Decode,
+  generateMasterKey,
+  parseMasterKey,
+  totpCode,
+} from '../packages/crypto/src/index.js';
+import { createPool, migrate, startEmbeddedPostgres, type Pool } from '../packages/db/src/index.js';
+import { pgChunkSink, SessionRecorder } from '../packages/recording/src/index.js';
+import { MIGRATIONS_DIR } from '../packages/test-support/src/paths.js';
+import {
+  generateClientKey,
+  runProgram,
+  SSH_BIN,
+  sshArgs,
+  startSshd,
+  type SshdFixture,
+  type SshTarget,
+} from '../packages/test-support/src/ssh/index.js';
+import { buildApp } from '../services/broker/src/app.js';
+import { ensureAdminUser } from '../services/broker/src/bootstrap.js';
+import { createBrokerContext } from '../services/broker/src/context-factory.js';
+import { insertSession } from '../services/broker/src/features/sessions/repository.js';
+import {
+  nativeCryptoAvailable,
+  startSshGateway,
+  type SshGateway,
+} from '../services/broker/src/gateway/server.js';
+import type { App } from '../services/broker/src/http/app-types.js';
+import { createLogger } from '../services/broker/src/logger.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const OUTPUT_DIR = join(REPO_ROOT, 'test-output');
+const CIPHER = 'aes128-gcm@openssh.com';
+const TARGETS = {
+  throughputRatio: 0.5,
+  addedEchoP99Ms: 2,
+  bytesPerIdleSession: 250 * 1000,
+} as const;
+const PHASES = ['latency', 'memory', 'throughput', 'recorder'] as const;
+type Phase = (typeof PHASES)[number];
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------- options
+
+interface Options {
+  sizeBytes: number;
+  runs: number;
+  samples: number;
+  warmup: number;
+  gapMs: number;
+  sessions: number;
+  phases: ReadonlySet<Phase>;
+  profile: boolean;
+}
+
+/** "1G", "256M", "512MiB", "1048576": binary units. */
+function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (match === null) throw new Error(`--size: cannot read "${text}" (try 256M or 1G)`);
+  const power = ' kmgt'.indexOf((match[2] ?? '').toLowerCase() || ' ');
+  const bytes = Math.round(Number(match[1]) * 1024 ** power);
+  if (bytes < MiB) throw new Error('--size must be at least 1M');
+  return bytes;
+}
+
+function positive(name: string, text: string, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`--${name} must be an integer from 1 to ${max}`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      size: { type: 'string', default: '1G' },
+      runs: { type: 'string', default: '2' },
+      samples: { type: 'string', default: '500' },
+      'gap-ms': { type: 'string', default: '5' },
+      sessions: { type: 'string', default: '50' },
+      only: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const only = values.only?.split(',').map((p) => p.trim()) ?? [...PHASES];
+  const unknown = only.filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length > 0)
+    throw new Error(`--only: unknown phase ${unknown.join(', ')} (phases: ${PHASES.join(', ')})`);
+  return {
+    sizeBytes: parseSize(values.size),
+    runs: positive('runs', values.runs, 10),
+    // A tty in canonical mode keeps at most 4095 typed characters of one line;
+    // past that it stops echoing, so the samples (+ warm-up) must fit.
+    samples: positive('samples', values.samples, 4000),
+    warmup: 20,
+    gapMs: positive('gap-ms', values['gap-ms'], 1000),
+    sessions: positive('sessions', values.sessions, 200),
+    phases: new Set(only as Phase[]),
+    profile: values.profile,
+  };
+}
+
+// ---------------------------------------------------------------- small helpers
+
+const startedNs = process.hrtime.bigint();
+const elapsed = (): string =>
+  `${(Number(process.hrtime.bigint() - startedNs) / 1e9).toFixed(1).padStart(6)}s`;
+const progress = (message: string): void =>
+  void process.stderr.write(`[bench ${elapsed()}] ${message}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const msSince = (t0: bigint, t1 = process.hrtime.bigint()): number => Number(t1 - t0) / 1e6;
+const load = (): [number, number, number] =>
+  loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
+const loadText = (l: readonly number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
+const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function percentile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+}
+
+interface LatencyStats {
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+function latencyStats(values: readonly number[]): LatencyStats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mean = sorted.reduce((s, v) => s + v, 0) / sorted.length;
+  return {
+    samples: sorted.length,
+    p50: round(percentile(sorted, 0.5), 3),
+    p90: round(percentile(sorted, 0.9), 3),
+    p99: round(percentile(sorted, 0.99), 3),
+    max: round(sorted.at(-1) ?? NaN, 3),
+    mean: round(mean, 3),
+  };
+}
+
+function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+const verdict = (ok: boolean): string => (ok ? 'meets target' : 'MISSES target');
+
+// ---------------------------------------------------------------- cleanup
+
+/** Undo steps, run last-registered first, each on its own so one failure does not skip the rest. */
+const undo: { name: string; run: () => Promise<unknown> }[] = [];
+const defer = (name: string, run: () => Promise<unknown>): void => void undo.push({ name, run });
+const liveChildren = new Set<ChildProcess>();
+const livePtys = new Set<Pty>();
+let cleaning: Promise<void> | null = null;
+
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    // Clients first, so the broker and sshd see ordinary disconnects.
+    for (const child of liveChildren)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const pty of livePtys) {
+      try {
+        pty.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const step of undo.reverse()) {
+      try {
+        await Promise.race([
+          step.run(),
+          sleep(30_000).then(() => {
+            throw new Error('timed out after 30 s');
+          }),
+        ]);
+      } catch (err) {
+        progress(`cleanup: ${step.name} failed: ${(err as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: cleaning up`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------- CPU accounting (/proc)
+
+/** Seconds of CPU per process group, from /proc/<pid>/stat (Linux). */
+interface ProcEntry {
+  ppid: number;
+  /** utime + stime + cutime + cstime, in clock ticks: own time plus reaped children's. */
+  ticks: number;
+  /** utime + stime only. */
+  ownTicks: number;
+}
+
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on every Linux Node runs on
+
+function readStat(pid: string): ProcEntry | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may hold spaces and parentheses: the rest starts after the last ')'.
+    const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const field = (i: number): number => Number(rest[i - 3]);
+    return {
+      ppid: field(4),
+      ownTicks: field(14) + field(15),
+      ticks: field(14) + field(15) + field(16) + field(17),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU seconds of a process tree: every live member's own time plus what it
+ * collected from children it reaped, so processes that came and went (an
+ * sshd session, a postgres backend) are still counted once reaped.
+ */
+function treeCpuSeconds(root: number | null): number | null {
+  if (root === null) return null;
+  const table = new Map<number, ProcEntry>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const entry = readStat(name);
+    if (entry !== null) table.set(Number(name), entry);
+  }
+  if (!table.has(root)) return null;
+  const children = new Map<number, number[]>();
+  for (const [pid, e] of table) children.set(e.ppid, [...(children.get(e.ppid) ?? []), pid]);
+  let ticks = 0;
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop() ?? 0;
+    ticks += table.get(pid)?.ticks ?? 0;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+interface CpuSnapshot {
+  broker: number;
+  sshClients: number;
+  sshd: number | null;
+  postgres: number | null;
+}
+
+interface CpuProcesses {
+  sshdPid: number;
+  postgresPid: number | null;
+}
+
+function cpuSnapshot(p: CpuProcesses): CpuSnapshot {
+  const self = readStat('self');
+  const own = self?.ownTicks ?? 0;
+  return {
+    broker: own / CLOCK_TICKS,
+    // ssh clients are this process's children: their time lands in its cutime once reaped.
+    sshClients: ((self?.ticks ?? 0) - own) / CLOCK_TICKS,
+    sshd: treeCpuSeconds(p.sshdPid),
+    postgres: treeCpuSeconds(p.postgresPid),
+  };
+}
+
+function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
+  const d = (x: number | null, y: number | null): number | null =>
+    x === null || y === null ? null : round(y - x);
+  return {
+    broker: round(b.broker - a.broker),
+    sshClients: round(b.sshClients - a.sshClients),
+    sshd: d(a.sshd, b.sshd),
+    postgres: d(a.postgres, b.postgres),
+  };
+}
+
+// ---------------------------------------------------------------- pty (node-pty, loaded from the test-support package)
+
+interface Pty {
+  readonly pid: number;
+  onData(listener: (data: string) => void): unknown;
+  onExit(listener: (e: { exitCode: number; signal?: number }) => void): unknown;
+  write(data: string): void;
+  kill(signal?: string): void;
+}
+
+interface PtyModule {
+  spawn(
+    file: string,
+    args: string[],
+    options: { name: string; cols: number; rows: number; cwd: string; env: Record<string, string> },
+  ): Pty;
+}
+
+let ptyModule: PtyModule | undefined;
+function nodePty(): PtyModule {
+  ptyModule ??= createRequire(new URL('../packages/test-support/package.json', import.meta.url))(
+    'node-pty',
+  ) as PtyModule;
+  return ptyModule;
+}
+
+function childEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+// ---------------------------------------------------------------- broker setup
+
+interface ApiResult<T> {
+  status: number;
+  body: T;
+}
+
+function apiClient(app: App) {
+  return async function call<T>(
+    method: 'GET' | 'POST' | 'PUT',
+    url: string,
+    token?: string,
+    body?: object,
+  ): Promise<ApiResult<T>> {
+    const response = await app.inject({
+      method,
+      url,
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      ...(body === undefined ? {} : { payload: body }),
+    });
+    const json =
+      String(response.headers['content-type'] ?? '').includes('application/json') &&
+      response.body !== '';
+    return {
+      status: response.statusCode,
+      body: (json ? JSON.parse(response.body) : response.body) as T,
+    };
+  };
+}
+
+function expectStatus<T>(what: string, result: ApiResult<T>, status: number): T {
+  if (result.status !== status)
+    throw new Error(`${what}: HTTP ${result.status} ${JSON.stringify(result.body)}`);
+  return result.body;
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+interface Database {
+  pool: Pool;
+  postgresPid: number | null;
+  server: 'DATABASE_URL' | 'embedded';
+}
+
+async function openDatabase(): Promise<Database> {
+  let serverUrl = loadConfig().databaseUrl?.reveal() ?? null;
+  let postgresPid: number | null = null;
+  const server = serverUrl === null ? 'embedded' : 'DATABASE_URL';
+  if (serverUrl === null) {
+    progress('DATABASE_URL is unset: starting an embedded PostgreSQL');
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-bench-pg-'));
+    defer('remove the embedded PostgreSQL data dir', () =>
+      rm(dir, { recursive: true, force: true }),
+    );
+    const embedded = await startEmbeddedPostgres({ dataDir: dir, database: 'postgres' });
+    defer('stop the embedded PostgreSQL', () => embedded.stop());
+    serverUrl = embedded.connectionString;
+    postgresPid =
+      Number(readFileSync(join(dir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]) || null;
+  }
+  const name = `bench_${randomBytes(6).toString('hex')}`;
+  const admin = createPool({
+    connectionString: serverUrl,
+    max: 1,
+    applicationName: 'airlock-bench-admin',
+  });
+  defer('close the admin connection', () => admin.end());
+  await admin.query(`create database ${name}`);
+  defer(`drop database ${name}`, () => admin.query(`drop database if exists ${name} with (force)`));
+  const pool = createPool({
+    connectionString: withDatabase(serverUrl, name),
+    max: 10,
+    applicationName: 'airlock-bench',
+  });
+  defer('close the broker pool', () => pool.end());
+  await migrate(pool, MIGRATIONS_DIR);
+  return { pool, postgresPid, server };
+}
+
+interface Bench {
+  db: Database;
+  gateway: SshGateway;
+  sshd: SshdFixture;
+  direct: SshTarget;
+  broker: SshTarget;
+  ids: { userId: string; assetId: string; zoneId: string; grantId: string; instanceId: string };
+  cpu: CpuProcesses;
+}
+
+async function setUp(): Promise<Bench> {
+  const db = await openDatabase();
+  const adminPassword = randomBytes(18).toString('base64url');
+  const config = configForTest({ logLevel: 'warn', adminPassword: new Secret(adminPassword) });
+  // Operator logs (warnings and errors only) go to stderr, out of the table's way.
+  const log = createLogger('warn', { write: (line: string) => void process.stderr.write(line) });
+  const ctx = createBrokerContext({
+    config,
+    pool: db.pool,
+    clock: systemClock,
+    log,
+    masterKey: parseMasterKey(generateMasterKey()),
+    defaultMetrics: false,
+  });
+  const app = await buildApp(ctx);
+  defer('close the HTTP app', () => app.close());
+  await ensureAdminUser(ctx, () => undefined);
+  const call = apiClient(app);
+
+  interface Login {
+    token: string;
+    user: { id: string };
+    totpEnrollmentRequired?: boolean;
+  }
+  const signIn = async (
+    username: string,
+    password: string,
+  ): Promise<{ id: string; token: string }> => {
+    const login = expectStatus(
+      `login ${username}`,
+      await call<Login>('POST', '/api/v1/auth/login', undefined, { username, password }),
+      200,
+    );
+    if (login.totpEnrollmentRequired !== true) return { id: login.user.id, token: login.token };
+    const started = expectStatus(
+      'start TOTP',
+      await call<{ secret: string }>('POST', '/api/v1/me/totp', login.token),
+      200,
+    );
+    const code = totpCode(base32Decode(started.secret), Date.now());
+    const confirmed = expectStatus(
+      'confirm TOTP',
+      await call<{ token: string }>('POST', '/api/v1/me/totp/confirm', login.token, { code }),
+      200,
+    );
+    return { id: login.user.id, token: confirmed.token };
+  };
+  const admin = await signIn('admin', adminPassword);
+  const userPassword = randomBytes(18).toString('base64url');
+  const newUser = async (
+    username: string,
+    roles: string[],
+    organization?: string,
+  ): Promise<{ id: string; token: string }> => {
+    const body = {
+      username,
+      password: userPassword,
+      roles,
+      ...(organization === undefined ? {} : { organization }),
+    };
+    expectStatus(`create ${username}`, await call('POST', '/api/v1/users', admin.token, body), 201);
+    return signIn(username, userPassword);
+  };
+
+  progress('starting the sshd fixture and the SSH gateway');
+  const sshd = await startSshd();
+  defer('stop the sshd fixture', () => sshd.stop());
+  const gateway = await startSshGateway(ctx, { host: '127.0.0.1', port: 0 });
+  defer('close the SSH gateway', () => gateway.close());
+  const keyDir = await mkdtemp(join(tmpdir(), 'airlock-bench-keys-'));
+  defer('remove the client key', () => rm(keyDir, { recursive: true, force: true }));
+  const key = await generateClientKey(keyDir, { name: 'vendor' });
+
+  const vendor = await newUser('vera', ['vendor'], 'Bench GmbH');
+  const approver = await newUser('alice', ['approver']);
+  expectStatus(
+    'register SSH key',
+    await call('POST', '/api/v1/me/ssh-keys', vendor.token, { publicKey: key.publicKey }),
+    201,
+  );
+  const zone = expectStatus(
+    'create zone',
+    await call<{ id: string }>('POST', '/api/v1/zones', admin.token, {
+      name: 'Bench zone',
+      policy: { requiredApprovals: 1, allowedCapabilities: ['shell', 'exec'] },
+    }),
+    201,
+  );
+  expectStatus(
+    'assign approver',
+    await call('PUT', `/api/v1/zones/${zone.id}/approvers`, admin.token, {
+      userIds: [approver.id],
+    }),
+    200,
+  );
+  const asset = expectStatus(
+    'create asset',
+    await call<{ id: string }>('POST', '/api/v1/assets', admin.token, {
+      name: 'bench-01',
+      zoneId: zone.id,
+      host: sshd.host,
+      port: sshd.port,
+      protocol: 'ssh',
+      login: sshd.user.name,
+      credential: sshd.user.password,
+      hostKey: sshd.hostPublicKey,
+    }),
+    201,
+  );
+  const request = expectStatus(
+    'file request',
+    await call<{ id: string }>('POST', '/api/v1/requests', vendor.token, {
+      assetIds: [asset.id],
+      durationMinutes: 120,
+      reason: 'gateway benchmark',
+      capabilities: ['shell', 'exec'],
+    }),
+    201,
+  );
+  const approved = expectStatus(
+    'approve',
+    await call<{ grantIds: string[] }>(
+      'POST',
+      `/api/v1/requests/${request.id}/approve`,
+      approver.token,
+      {},
+    ),
+    200,
+  );
+
+  const extra = ['-o', `Ciphers=${CIPHER}`];
+  return {
+    db,
+    gateway,
+    sshd,
+    direct: { ...sshd.directTarget, extra },
+    broker: {
+      host: '127.0.0.1',
+      port: Number(gateway.address.split(':').at(-1)),
+      user: 'vera+bench-01',
+      identityFile: key.privateKeyPath,
+      extra,
+    },
+    ids: {
+      userId: vendor.id,
+      assetId: asset.id,
+      zoneId: zone.id,
+      grantId: approved.grantIds[0] ?? '',
+      instanceId: gateway.instanceId,
+    },
+    cpu: { sshdPid: sshd.pid, postgresPid: db.postgresPid },
+  };
+}
+
+/** The newest gateway session, once its end (and so its sealed recording) is in the database. */
+async function lastEndedSession(
+  pool: Pool,
+  timeoutMs = 120_000,
+): Promise<{ id: string; bytesToClient: number; recordedOutputBytes: number; chunks: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await pool.query<{ id: string; ended: boolean; bytes_to_client: string }>(
+      'select id, ended_at is not null as ended, bytes_to_client from sessions order by started_at desc limit 1',
+    );
+    const row = rows[0];
+    if (row?.ended === true) {
+      const rec = await pool.query<{ bytes: string; chunks: string }>(
+        `select coalesce(sum(octet_length(data)), 0) as bytes, count(*) as chunks from session_chunks where session_id = $1 and kind = 'o'`,
+        [row.id],
+      );
+      return {
+        id: row.id,
+        bytesToClient: Number(row.bytes_to_client),
+        recordedOutputBytes: Number(rec.rows[0]?.bytes ?? 0),
+        chunks: Number(rec.rows[0]?.chunks ?? 0),
+      };
+    }
+    if (Date.now() > deadline) throw new Error('the gateway session did not end in time');
+    await sleep(50);
+  }
+}
+
+async function waitUntil(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+// ---------------------------------------------------------------- 1. throughput
+
+interface TransferRun {
+  seconds: number;
+  mibPerSecond: number;
+  load: [number, number, number];
+  cpuSeconds: CpuSnapshot;
+  session?: { id: string; bytesToClient: number; recordedOutputBytes: number; chunks: number };
+}
+
+async function transfer(
+  b: Bench,
+  via: 'direct' | 'broker',
+  file: string,
+  sizeBytes: number,
+  profiler: InspectorSession | null,
+): Promise<TransferRun> {
+  const args = [...sshArgs(via === 'direct' ? b.direct : b.broker), `cat '${file}'`];
+  const before = cpuSnapshot(b.cpu);
+  if (profiler !== null) await profiler.post('Profiler.start');
+  const t0 = process.hrtime.bigint();
+  // stdout straight to /dev/null: this process never touches the payload.
+  const child = spawn(SSH_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  liveChildren.add(child);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  const seconds = msSince(t0) / 1000;
+  liveChildren.delete(child);
+  if (code !== 0) throw new Error(`ssh ${via} 'cat' exited ${code}: ${stderr.trim()}`);
+  const session = via === 'broker' ? await lastEndedSession(b.db.pool) : undefined;
+  if (profiler !== null) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(join(OUTPUT_DIR, 'bench-gateway-broker.cpuprofile'), JSON.stringify(profile));
+  }
+  if (session !== undefined && session.bytesToClient !== sizeBytes)
+    throw new Error(`the broker carried ${session.bytesToClient} bytes, not ${sizeBytes}`);
+  await sleep(300); // let sshd and postgres reap what ended, so their CPU is counted
+  return {
+    seconds: round(seconds, 3),
+    mibPerSecond: round(sizeBytes / MiB / seconds, 1),
+    load: load(),
+    cpuSeconds: cpuDelta(before, cpuSnapshot(b.cpu)),
+    ...(session ? { session } : {}),
+  };
+}
+
+async function makePayload(sshd: SshdFixture, sizeBytes: number): Promise<string> {
+  const file = join(sshd.workDir, 'payload.bin');
+  // Random bytes: zeros would flatter TOAST compression of the recording.
+  const fd = openSync(file, 'w', 0o644);
+  try {
+    const head = spawn('head', ['-c', String(sizeBytes), '/dev/urandom'], {
+      stdio: ['ignore', fd, 'pipe'],
+    });
+    liveChildren.add(head);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      head.once('error', reject);
+      head.once('exit', resolve);
+    });
+    liveChildren.delete(head);
+    if (code !== 0) throw new Error(`head -c ${sizeBytes} /dev/urandom exited ${code}`);
+  } finally {
+    closeSync(fd);
+  }
+  await chmod(file, 0o644);
+  return file;
+}
+
+// ---------------------------------------------------------------- 2. echo latency
+
+async function echoLatency(
+  target: SshTarget,
+  mode: 'shell' | 'exec',
+  samples: number,
+  warmup: number,
+  gapMs: number,
+): Promise<number[]> {
+  const args = ['-tt', ...sshArgs(target), ...(mode === 'exec' ? ['cat'] : [])];
+  const pty = nodePty().spawn(SSH_BIN, args, {
+    name: 'xterm-256color',
+    cols: 80,
+    rows: 24,
+    cwd: process.cwd(),
+    env: childEnv(),
+  });
+  livePtys.add(pty);
+  let output = '';
+  let exited = false;
+  let waiter: { char: string; resolve: (at: bigint) => void } | null = null;
+  pty.onData((data) => {
+    const at = process.hrtime.bigint();
+    if (waiter !== null && data.includes(waiter.char)) {
+      const w = waiter;
+      waiter = null;
+      w.resolve(at);
+    }
+    output = (output + data).slice(-16_384);
+  });
+  pty.onExit(() => (exited = true));
+  const waitFor = async (text: string, timeoutMs: number): Promise<void> => {
+    await waitUntil(
+      `${JSON.stringify(text)} (output so far: ${JSON.stringify(output.slice(-300))})`,
+      () => output.includes(text) || exited,
+      timeoutMs,
+    );
+    if (!output.includes(text))
+      throw new Error(
+        `ssh exited before ${JSON.stringify(text)}: ${JSON.stringify(output.slice(-500))}`,
+      );
+  };
+  const echoOnce = (char: string, timeoutMs: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiter = null;
+        reject(
+          new Error(
+            `no echo of ${JSON.stringify(char)} within ${timeoutMs} ms; output: ${JSON.stringify(output.slice(-300))}`,
+          ),
+        );
+      }, timeoutMs);
+      const t0 = process.hrtime.bigint();
+      waiter = {
+        char,
+        resolve: (at) => {
+          clearTimeout(timer);
+          resolve(msSince(t0, at));
+        },
+      };
+      pty.write(char);
+    });
+  try {
+    if (mode === 'shell') {
+      await waitFor('asset$ ', 30_000);
+      output = '';
+      pty.write('cat\r');
+      await waitFor('cat\r\n', 10_000);
+      await sleep(300); // bash has exec'd cat by now
+    }
+    const times: number[] = [];
+    for (let i = 0; i < warmup + samples; i++) {
+      const ms = await echoOnce('x', i === 0 ? 30_000 : 5_000);
+      if (i >= warmup) times.push(ms);
+      await sleep(gapMs);
+    }
+    return times;
+  } finally {
+    pty.write('\x03');
+    if (mode === 'shell') {
+      await sleep(100);
+      pty.write('exit\r');
+    }
+    await waitUntil('ssh to exit', () => exited, 5_000).catch(() => pty.kill('SIGKILL'));
+    livePtys.delete(pty);
+  }
+}
+
+// ---------------------------------------------------------------- 3. memory per idle session
+
+interface IdleClient {
+  close(): Promise<void>;
+}
+
+async function openIdleSession(target: SshTarget): Promise<IdleClient> {
+  // A pipe, not a pty, on this side: -tt still gets the remote shell a pty,
+  // and a pipe costs this process (which is also the broker) less to hold.
+  const child = spawn(SSH_BIN, ['-tt', ...sshArgs(target)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  let seen = '';
+  let ready = false;
+  child.stderr.on('data', (chunk: Buffer) => (seen += chunk.toString('utf8')));
+  child.stdout.on('data', (chunk: Buffer) => {
+    if (ready) return;
+    seen += chunk.toString('utf8');
+    if (seen.includes('asset$ ')) {
+      ready = true;
+      seen = '';
+    }
+  });
+  const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let exited = false;
+  void exit.then(() => (exited = true));
+  await waitUntil('an idle session to reach the prompt', () => ready || exited, 60_000);
+  if (!ready) throw new Error(`idle ssh session ended before its prompt: ${seen.trim()}`);
+  return {
+    async close() {
+      child.stdin.write('exit\n');
+      await Promise.race([exit, sleep(5_000)]);
+      if (!exited) child.kill('SIGKILL');
+      await exit;
+      liveChildren.delete(child);
+    },
+  };
+}
+
+async function openIdleSessions(target: SshTarget, n: number): Promise<IdleClient[]> {
+  const clients: IdleClient[] = [];
+  try {
+    for (let i = 0; i < n; i += 10) {
+      const batch = await Promise.all(
+        Array.from({ length: Math.min(10, n - i) }, () => openIdleSession(target)),
+      );
+      clients.push(...batch);
+    }
+    return clients;
+  } catch (err) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw err;
+  }
+}
+
+function exposedGc(): () => void {
+  const existing = (globalThis as { gc?: () => void }).gc;
+  if (typeof existing === 'function') return existing;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+interface Memory {
+  rss: number;
+  heapUsed: number;
+  external: number;
+}
+
+async function settledMemory(gc: () => void): Promise<Memory> {
+  await sleep(500);
+  gc();
+  await sleep(100);
+  gc();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
+}
+
+const perSession = (a: Memory, b: Memory, n: number): Memory => ({
+  rss: Math.round((b.rss - a.rss) / n),
+  heapUsed: Math.round((b.heapUsed - a.heapUsed) / n),
+  external: Math.round((b.external - a.external) / n),
+});
+
+async function idleMemory(
+  b: Bench,
+  n: number,
+  gc: () => void,
+): Promise<{
+  control: Memory;
+  broker: Memory;
+  brokerNet: Memory;
+  retainedAfterClose: Memory;
+  load: [number, number, number];
+}> {
+  progress('memory: warming up the broker with 3 sessions');
+  for (const c of await openIdleSessions(b.broker, 3)) await c.close();
+  await waitUntil('the warm-up sessions to end', () => b.gateway.registry.size === 0, 30_000);
+
+  progress(
+    `memory: control — ${n} idle sessions straight to sshd (what holding the clients costs this process)`,
+  );
+  let before = await settledMemory(gc);
+  let clients = await openIdleSessions(b.direct, n);
+  const control = perSession(before, await settledMemory(gc), n);
+  await Promise.all(clients.map((c) => c.close()));
+
+  progress(`memory: ${n} idle sessions through the broker`);
+  before = await settledMemory(gc);
+  clients = await openIdleSessions(b.broker, n);
+  await waitUntil(`${n} live gateway sessions`, () => b.gateway.registry.size === n, 30_000);
+  const broker = perSession(before, await settledMemory(gc), n);
+  const loadNow = load();
+  await Promise.all(clients.map((c) => c.close()));
+  await waitUntil('the gateway sessions to end', () => b.gateway.registry.size === 0, 60_000);
+  const retainedAfterClose = perSession(before, await settledMemory(gc), n);
+  const brokerNet = {
+    rss: broker.rss - control.rss,
+    heapUsed: broker.heapUsed - control.heapUsed,
+    external: broker.external - control.external,
+  };
+  return { control, broker, brokerNet, retainedAfterClose, load: loadNow };
+}
+
+// ---------------------------------------------------------------- diagnostics
+
+/** The recorder and its PostgreSQL sink alone, fed as the gateway feeds it (32 KiB packets, honouring backpressure). */
+async function recorderAlone(
+  b: Bench,
+  bytes: number,
+): Promise<{
+  bytes: number;
+  seconds: number;
+  mibPerSecond: number;
+  pausedTimes: number;
+  cpuSeconds: CpuSnapshot;
+}> {
+  const sessionId = newId('session');
+  await insertSession(b.db.pool, {
+    id: sessionId,
+    grantId: b.ids.grantId,
+    userId: b.ids.userId,
+    assetId: b.ids.assetId,
+    zoneId: b.ids.zoneId,
+    connectorId: null,
+    protocol: 'ssh',
+    clientAddress: '127.0.0.1',
+    clientVersion: 'bench-recorder',
+    brokerInstance: b.ids.instanceId,
+    startedAt: new Date(),
+  });
+  const recorder = new SessionRecorder({
+    sessionId,
+    sink: pgChunkSink(b.db.pool),
+    clock: systemClock,
+    startedAt: new Date(),
+  });
+  const blocks = Array.from({ length: 64 }, () => randomBytes(32 * 1024));
+  const before = cpuSnapshot(b.cpu);
+  const t0 = process.hrtime.bigint();
+  let paused = 0;
+  for (let sent = 0, i = 0; sent < bytes; sent += 32 * 1024, i++) {
+    if (!recorder.record(0, 'o', blocks[i % blocks.length] ?? Buffer.alloc(0))) {
+      paused += 1;
+      await new Promise<void>((resolve) => recorder.once('drain', resolve));
+    }
+  }
+  await recorder.close();
+  const seconds = msSince(t0) / 1000;
+  await sleep(300);
+  return {
+    bytes,
+    seconds: round(seconds, 3),
+    mibPerSecond: round(bytes / MiB / seconds, 1),
+    pausedTimes: paused,
+    cpuSeconds: cpuDelta(before, cpuSnapshot(b.cpu)),
+  };
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+/** Self time of the profiled transfer, by function and by where the code lives. */
+function summariseProfile(path: string): {
+  byFunction: [string, number][];
+  byArea: [string, number][];
+  totalMs: number;
+} {
+  const profile = JSON.parse(readFileSync(path, 'utf8')) as {
+    nodes: ProfileNode[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfMs = new Map<number, number>();
+  profile.samples.forEach((id, i) =>
+    selfMs.set(id, (selfMs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000),
+  );
+  const area = (url: string, fn: string): string => {
+    if (url === '') return fn.startsWith('(') ? fn : '(native / V8 builtins)';
+    const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url);
+    if (pkg) return pkg[1] ?? url;
+    const own = /\/(packages|services)\/([^/]+)\/src\/(?:([^/]+)\/)?/.exec(url);
+    if (own)
+      return `${own[1]}/${own[2]}${own[1] === 'services' && own[3] !== undefined ? `/${own[3]}` : ''}`;
+    if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0] ?? ''}`;
+    return basename(url);
+  };
+  const byFunction = new Map<string, number>();
+  const byArea = new Map<string, number>();
+  let totalMs = 0;
+  for (const [id, ms] of selfMs) {
+    const node = nodes.get(id);
+    if (node === undefined) continue;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const fn = functionName || '(anonymous)';
+    const where = url === '' ? '' : ` ${basename(url)}:${lineNumber + 1}`;
+    byFunction.set(`${fn}${where}`, (byFunction.get(`${fn}${where}`) ?? 0) + ms);
+    byArea.set(area(url, fn), (byArea.get(area(url, fn)) ?? 0) + ms);
+    totalMs += ms;
+  }
+  const top = (m: Map<string, number>, n: number): [string, number][] =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]) => [k, round(v, 1)]);
+  return { byFunction: top(byFunction, 20), byArea: top(byArea, 15), totalMs: round(totalMs, 1) };
+}
+
+async function versionOf(file: string, args: string[]): Promise<string> {
+  const r = await runProgram(file, args).catch(() => null);
+  return (r?.stderr || r?.stdout || '').trim().split('\n')[0] ?? '';
+}
+
+function assetLegCipher(): string {
+  // SSH takes the client's first cipher that the server also offers (RFC 4253 §7.1);
+  // the broker is the client on this leg, with ssh2's defaults.
+  const constants = createRequire(new URL('../services/broker/package.json', import.meta.url))(
+    'ssh2/lib/protocol/constants.js',
+  ) as { DEFAULT_CIPHER?: string[] };
+  return constants.DEFAULT_CIPHER?.[0] ?? 'unknown';
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  const loadAtStart = load();
+  progress(`load average at start: ${loadText(loadAtStart)} (${cpus().length} CPUs)`);
+  const gc = exposedGc();
+  const b = await setUp();
+  const out: Record<string, unknown> = {
+    startedAt: new Date().toISOString(),
+    command: `pnpm bench:gateway ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? '',
+      node: process.version,
+      openssh: await versionOf(SSH_BIN, ['-V']),
+      database: b.db.server,
+      ssh2NativeCrypto: nativeCryptoAvailable(),
+    },
+    options: { ...options, phases: [...options.phases] },
+    ciphers: {
+      vendorLeg: CIPHER,
+      direct: CIPHER,
+      assetLeg: `${assetLegCipher()} (ssh2 client defaults)`,
+    },
+    targets: TARGETS,
+  };
+  const report: string[] = [];
+  const section = (title: string, body: string): void => void report.push(`${title}\n${body}\n`);
+
+  if (options.phases.has('latency')) {
+    const rows: [string, LatencyStats, [number, number, number]][] = [];
+    const variants = [
+      ['direct to sshd (shell → cat)', b.direct, 'shell'],
+      ['through broker (shell → cat)', b.broker, 'shell'],
+      ['through broker (exec cat: no command extractor)', b.broker, 'exec'],
+    ] as const;
+    for (const [label, target, mode] of variants) {
+      progress(`latency: ${label}, ${options.samples} samples`);
+      rows.push([
+        label,
+        latencyStats(
+          await echoLatency(target, mode, options.samples, options.warmup, options.gapMs),
+        ),
+        load(),
+      ]);
+    }
+    const [direct, shell, exec] = rows.map((r) => r[1]);
+    if (direct === undefined || shell === undefined || exec === undefined)
+      throw new Error('latency rows missing');
+    const added = { p50: round(shell.p50 - direct.p50, 3), p99: round(shell.p99 - direct.p99, 3) };
+    out.latency = {
+      variants: rows.map(([label, stats, l]) => ({ label, ...stats, load: l })),
+      addedShell: added,
+      addedExec: { p50: round(exec.p50 - direct.p50, 3), p99: round(exec.p99 - direct.p99, 3) },
+    };
+    section(
+      `Keystroke echo latency, ms (${options.samples} samples, ${options.gapMs} ms gaps, ${options.warmup} warm-up discarded)`,
+      table(
+        ['path', 'p50', 'p90', 'p99', 'max', 'load 1/5/15'],
+        rows.map(([label, s, l]) => [
+          label,
+          s.p50.toFixed(3),
+          s.p90.toFixed(3),
+          s.p99.toFixed(3),
+          s.max.toFixed(3),
+          loadText(l),
+        ]),
+      ) +
+        `\nadded by the broker (shell): p50 ${added.p50.toFixed(3)} ms, p99 ${added.p99.toFixed(3)} ms — target p99 ≤ ${TARGETS.addedEchoP99Ms} ms: ${verdict(added.p99 <= TARGETS.addedEchoP99Ms)}`,
+    );
+  }
+
+  if (options.phases.has('memory')) {
+    const m = await idleMemory(b, options.sessions, gc);
+    out.memory = { sessions: options.sessions, perSessionBytes: m };
+    const kb = (n: number): string => (n / 1000).toFixed(1);
+    section(
+      `Memory per idle interactive session, KB (N=${options.sessions}, broker process, after gc; load ${loadText(m.load)})`,
+      table(
+        ['', 'rss', 'heapUsed', 'external'],
+        [
+          [
+            'through broker (raw delta / N)',
+            kb(m.broker.rss),
+            kb(m.broker.heapUsed),
+            kb(m.broker.external),
+          ],
+          [
+            'control: clients held, direct to sshd',
+            kb(m.control.rss),
+            kb(m.control.heapUsed),
+            kb(m.control.external),
+          ],
+          [
+            'broker net (raw − control)',
+            kb(m.brokerNet.rss),
+            kb(m.brokerNet.heapUsed),
+            kb(m.brokerNet.external),
+          ],
+          [
+            'still held after all closed',
+            kb(m.retainedAfterClose.rss),
+            kb(m.retainedAfterClose.heapUsed),
+            kb(m.retainedAfterClose.external),
+          ],
+        ],
+      ) +
+        `\ntarget ≤ ${TARGETS.bytesPerIdleSession / 1000} KB per session (net rss): ${verdict(m.brokerNet.rss <= TARGETS.bytesPerIdleSession)}`,
+    );
+  }
+
+  if (options.phases.has('throughput')) {
+    progress(
+      `throughput: writing ${options.sizeBytes / MiB} MiB of random bytes into the asset's work dir`,
+    );
+    const file = await makePayload(b.sshd, options.sizeBytes);
+    const runs: { direct: TransferRun[]; broker: TransferRun[] } = { direct: [], broker: [] };
+    const profiler = options.profile ? new InspectorSession() : null;
+    profiler?.connect();
+    if (profiler !== null) await profiler.post('Profiler.enable');
+    for (let i = 0; i < options.runs; i++) {
+      for (const via of ['direct', 'broker'] as const) {
+        progress(`throughput: ${via} run ${i + 1}/${options.runs}`);
+        const run = await transfer(
+          b,
+          via,
+          file,
+          options.sizeBytes,
+          via === 'broker' && i === 0 ? profiler : null,
+        );
+        progress(
+          `  ${run.mibPerSecond} MiB/s in ${run.seconds} s; CPU s: ${JSON.stringify(run.cpuSeconds)}`,
+        );
+        runs[via].push(run);
+      }
+    }
+    profiler?.disconnect();
+    const best = (r: TransferRun[]): TransferRun =>
+      r.reduce((a, c) => (c.mibPerSecond > a.mibPerSecond ? c : a));
+    const direct = best(runs.direct);
+    const broker = best(runs.broker);
+    const ratio = broker.mibPerSecond / direct.mibPerSecond;
+    out.throughput = {
+      sizeBytes: options.sizeBytes,
+      runs,
+      best: { direct: direct.mibPerSecond, broker: broker.mibPerSecond, ratio: round(ratio, 3) },
+    };
+    const cpu = (r: TransferRun): string =>
+      [r.cpuSeconds.sshClients, r.cpuSeconds.broker, r.cpuSeconds.sshd, r.cpuSeconds.postgres]
+        .map((x) => (x === null ? '—' : x.toFixed(1)))
+        .join(' / ');
+    section(
+      `Throughput: ssh … 'cat ${options.sizeBytes / MiB} MiB' > /dev/null, best of ${options.runs} (client legs ${CIPHER}; broker→asset leg ${assetLegCipher()}, ssh2 defaults)`,
+      table(
+        [
+          'path',
+          'MiB/s',
+          'all runs',
+          'best s',
+          'CPU s: ssh / broker / sshd+cat / postgres',
+          'load 1/5/15',
+        ],
+        [
+          [
+            'direct to sshd',
+            direct.mibPerSecond.toFixed(1),
+            runs.direct.map((r) => r.mibPerSecond.toFixed(1)).join(', '),
+            direct.seconds.toFixed(2),
+            cpu(direct),
+            loadText(direct.load),
+          ],
+          [
+            'through broker (recording on)',
+            broker.mibPerSecond.toFixed(1),
+            runs.broker.map((r) => r.mibPerSecond.toFixed(1)).join(', '),
+            broker.seconds.toFixed(2),
+            cpu(broker),
+            loadText(broker.load),
+          ],
+        ],
+      ) +
+        `\nratio broker/direct ${(ratio * 100).toFixed(1)} % — target ≥ ${TARGETS.throughputRatio * 100} %: ${verdict(ratio >= TARGETS.throughputRatio)}` +
+        `\nrecorded output of the best broker run: ${broker.session?.recordedOutputBytes ?? 0} bytes in ${broker.session?.chunks ?? 0} chunks (payload ${options.sizeBytes} + frame headers)`,
+    );
+    if (options.profile) {
+      const summary = summariseProfile(join(OUTPUT_DIR, 'bench-gateway-broker.cpuprofile'));
+      out.profile = summary;
+      const pct = (ms: number): string => `${((ms / summary.totalMs) * 100).toFixed(1)} %`;
+      section(
+        `CPU profile of the broker during through-broker run 1 (${(summary.totalMs / 1000).toFixed(1)} s sampled; test-output/bench-gateway-broker.cpuprofile)`,
+        table(
+          ['self time by area', 'ms', 'share'],
+          summary.byArea.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
+        ) +
+          '\n\n' +
+          table(
+            ['self time by function', 'ms', 'share'],
+            summary.byFunction.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
+          ),
+      );
+    }
+  }
+
+  if (options.phases.has('recorder')) {
+    const bytes = Math.min(options.sizeBytes, 256 * MiB);
+    progress(`recorder alone: ${bytes / MiB} MiB through SessionRecorder + pgChunkSink`);
+    const r = await recorderAlone(b, bytes);
+    out.recorderAlone = r;
+    section(
+      'Diagnostic: recorder + PostgreSQL sink alone (no SSH), 32 KiB records',
+      table(
+        ['bytes', 'MiB/s', 'paused', 'CPU s: broker / postgres'],
+        [
+          [
+            `${bytes / MiB} MiB`,
+            r.mibPerSecond.toFixed(1),
+            String(r.pausedTimes),
+            `${r.cpuSeconds.broker.toFixed(1)} / ${r.cpuSeconds.postgres?.toFixed(1) ?? '—'}`,
+          ],
+        ],
+      ),
+    );
+  }
+
+  const loadAtEnd = load();
+  out.load = { start: loadAtStart, end: loadAtEnd };
+  out.finishedAt = new Date().toISOString();
+  const header =
+    `Airlock SSH gateway benchmark — ${String(out.startedAt)}\n` +
+    `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; Node ${process.version}; ${(out.machine as { openssh: string }).openssh}; PostgreSQL: ${b.db.server}\n` +
+    `load average 1/5/15 min: start ${loadText(loadAtStart)}, end ${loadText(loadAtEnd)} (shared machine: figures are noisy)\n`;
+  process.stdout.write(`\n${header}\n${report.join('\n')}`);
+  const jsonPath = join(OUTPUT_DIR, 'bench-gateway.json');
+  writeFileSync(jsonPath, `${JSON.stringify(out, null, 2)}\n`);
+  progress(`wrote ${jsonPath}`);
+  return 0;
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (err) {
+  progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+} finally {
+  progress('cleaning up');
+  await cleanUp();
+}
+// ssh2 keep-alive timers and pool sockets are closed, but do not let a stray handle hold the exit.
+process.exit(exitCode);

@@ -1,0 +1,361 @@
+/**
+ * The SSH gateway with the real OpenSSH client, in-process broker (real
+ * PostgreSQL) and a real sshd as the asset. What the asset actually ran is
+ * read from the asset's own shell (DEBUG trap and history): the ground truth
+ * that recorded commands are compared with.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  generateClientKey,
+  interactiveSsh,
+  runScp,
+  runSsh,
+  scpArgs,
+  sshArgs,
+  startSshd,
+  stripAnsi,
+  type ClientKey,
+  type SshdFixture,
+  type SshTarget,
+} from '@airlock/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestBroker, type TestBroker, type TestUser } from '../testing/harness.js';
+import { startSshGateway, type SshGateway } from './server.js';
+
+describe('ssh gateway', () => {
+  let t: TestBroker;
+  let sshd: SshdFixture;
+  let gateway: SshGateway;
+  let vendor: TestUser;
+  let approver: TestUser;
+  let key: ClientKey;
+  let otherKey: ClientKey;
+  let dir: string;
+  let echo: Server;
+  let echoPort: number;
+  let assetId: string;
+  let zoneId: string;
+  let grantId: string;
+
+  const target = (
+    login: string,
+    identityFile = key.privateKeyPath,
+    extra: string[] = [],
+  ): SshTarget => ({
+    host: '127.0.0.1',
+    port: Number(gateway.address.split(':').at(-1)),
+    user: login,
+    identityFile,
+    extra,
+  });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'airlock-gw-'));
+    echo = createServer((socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    echoPort = (echo.address() as { port: number }).port;
+    sshd = await startSshd();
+    t = await createTestBroker({ start: new Date() });
+    gateway = await startSshGateway(t.ctx, {
+      host: '127.0.0.1',
+      port: 0,
+      auditFailureGraceMs: 500,
+      superviseEveryMs: 100,
+    });
+
+    vendor = await t.user('vera', ['vendor'], { organization: 'Nordwerk' });
+    approver = await t.user('alice', ['approver']);
+    key = await generateClientKey(dir, { name: 'vera' });
+    otherKey = await generateClientKey(dir, { name: 'mallory' });
+    expect(
+      (
+        await t.call('POST', '/api/v1/me/ssh-keys', {
+          token: vendor.token,
+          body: { publicKey: key.publicKey },
+        })
+      ).status,
+    ).toBe(201);
+
+    const zone = await t.call('POST', '/api/v1/zones', {
+      token: t.admin.token,
+      body: {
+        name: 'Plant A',
+        policy: {
+          requiredApprovals: 1,
+          allowedCapabilities: ['shell', 'exec', 'sftp', 'forward'],
+          commandRules: [
+            { pattern: '^\\s*(sudo\\s+)?reboot\\b', action: 'block', description: 'no restarts' },
+          ],
+        },
+      },
+    });
+    zoneId = zone.body.id;
+    await t.call('PUT', `/api/v1/zones/${zoneId}/approvers`, {
+      token: t.admin.token,
+      body: { userIds: [approver.id] },
+    });
+    const asset = await t.call('POST', '/api/v1/assets', {
+      token: t.admin.token,
+      body: {
+        name: 'hmi-01',
+        zoneId,
+        host: '127.0.0.1',
+        port: sshd.port,
+        protocol: 'ssh',
+        login: sshd.user.name,
+        credential: sshd.user.password,
+        hostKey: sshd.hostPublicKey,
+        forwardPorts: [echoPort],
+      },
+    });
+    expect(asset.status).toBe(201);
+    assetId = asset.body.id;
+    const filed = await t.call('POST', '/api/v1/requests', {
+      token: vendor.token,
+      body: {
+        assetIds: [assetId],
+        durationMinutes: 120,
+        reason: 'Maintenance',
+        capabilities: ['shell', 'exec', 'sftp', 'forward'],
+      },
+    });
+    const approved = await t.call('POST', `/api/v1/requests/${filed.body.id}/approve`, {
+      token: approver.token,
+      body: {},
+    });
+    grantId = approved.body.grantIds[0];
+  }, 120_000);
+
+  afterAll(async () => {
+    await gateway?.close();
+    await t?.close();
+    await sshd?.stop();
+    await new Promise((resolve) => echo?.close(resolve));
+  });
+
+  it('runs an exec command on the asset with its exit status, recorded before it ran', async () => {
+    const ok = await runSsh([...sshArgs(target('vera+hmi-01')), 'echo hello-from-asset; exit 7']);
+    expect(ok.stdout).toContain('hello-from-asset');
+    expect(ok.code).toBe(7);
+    expect(await sshd.execLog()).toContain('echo hello-from-asset; exit 7');
+    const commands = await t.call('GET', '/api/v1/commands?q=hello-from-asset', {
+      token: t.admin.token,
+    });
+    expect(commands.body.commands).toHaveLength(1);
+    expect(commands.body.commands[0]).toMatchObject({
+      kind: 'exec',
+      outcome: 'forwarded',
+      asset: { name: 'hmi-01' },
+    });
+  });
+
+  it('lists the grants for a plain login', async () => {
+    const menu = await runSsh(sshArgs(target('vera')));
+    expect(menu.code).toBe(0);
+    expect(menu.stdout).toContain('hmi-01');
+    expect(menu.stdout).toContain('vera+hmi-01@');
+  });
+
+  it('refuses wrong key, unknown asset, no grant alike, and audits each', async () => {
+    const wrongKey = await runSsh([
+      ...sshArgs(target('vera+hmi-01', otherKey.privateKeyPath)),
+      'true',
+    ]);
+    const unknownAsset = await runSsh([...sshArgs(target('vera+nope-01')), 'true']);
+    const outsider = await t.user('olaf', ['vendor'], { organization: 'Other' });
+    const olafKey = await generateClientKey(dir, { name: 'olaf' });
+    await t.call('POST', '/api/v1/me/ssh-keys', {
+      token: outsider.token,
+      body: { publicKey: olafKey.publicKey },
+    });
+    const noGrant = await runSsh([
+      ...sshArgs(target('olaf+hmi-01', olafKey.privateKeyPath)),
+      'true',
+    ]);
+    for (const refused of [wrongKey, unknownAsset, noGrant]) {
+      expect(refused.code).toBe(255);
+      expect(refused.stderr).toMatch(/Permission denied \(publickey\)/);
+    }
+    const { rows } = await t.db.pool.query<{ reason: string }>(
+      `select data->>'reason' as reason from audit_events where type = 'session.refused'`,
+    );
+    expect(rows.map((r) => r.reason)).toEqual(
+      expect.arrayContaining(['unknown_key', 'unknown_asset', 'no_active_grant']),
+    );
+  });
+
+  it('records typed lines exactly as the asset’s shell ran them, and blocks a rule’s command', async () => {
+    const marker = randomBytes(4).toString('hex');
+    const term = interactiveSsh([...sshArgs(target('vera+hmi-01', key.privateKeyPath, ['-tt']))], {
+      cols: 100,
+      rows: 30,
+    });
+    try {
+      // Each step waits for the command's own output, then the next prompt, as a person would.
+      const run = async (keys: string, output: string): Promise<void> => {
+        term.write(keys);
+        await term.waitFor(new RegExp(`[\\r\\n]${output}\\r\\n`));
+        await term.waitFor('asset$ ');
+      };
+      await term.waitFor('asset$ ');
+      await run(`echo one-${marker}\r`, `one-${marker}`);
+      await run(`echo twoo\x7f-${marker}\r`, `two-${marker}`); // backspace
+      await run(`echo wrong\x15echo three-${marker}\r`, `three-${marker}`); // Ctrl-U
+      term.write('\x1b[A'); // history recall of the previous line, then edit it
+      await term.waitFor(`echo three-${marker}`);
+      await run('-again\r', `three-${marker}-again`);
+      term.write('reboot\r');
+      await term.waitFor('Blocked by zone policy');
+      term.write('\x15exit\r');
+      expect(await term.exitCode).toBe(0);
+    } finally {
+      await term.close();
+    }
+
+    const history = await sshd.historyLog();
+    const ran = history.filter((l) => l.includes(marker));
+    expect(ran).toEqual([
+      `echo one-${marker}`,
+      `echo two-${marker}`,
+      `echo three-${marker}`,
+      `echo three-${marker}-again`,
+    ]);
+    expect(await sshd.commandLog()).not.toContain('reboot');
+
+    const found = await t.call('GET', `/api/v1/commands?q=one-${marker}`, { token: t.admin.token });
+    const sessionId: string = found.body.commands[0].sessionId;
+    expect(
+      (await t.call('GET', `/api/v1/sessions/${sessionId}`, { token: t.admin.token })).body
+        .endReason,
+    ).toBe('client_exit');
+    const commands = await t.call('GET', `/api/v1/sessions/${sessionId}/commands`, {
+      token: t.admin.token,
+    });
+    const shellLines = commands.body.commands
+      .filter((c: { kind: string }) => c.kind === 'shell')
+      .map((c: { command: string; outcome: string }) => `${c.outcome}:${c.command}`);
+    expect(shellLines).toEqual([
+      ...ran.map((l) => `forwarded:${l}`),
+      'blocked:reboot',
+      'forwarded:exit',
+    ]);
+
+    const cast = await t.call('GET', `/api/v1/sessions/${sessionId}/recording`, {
+      token: t.admin.token,
+    });
+    expect(cast.status).toBe(200);
+    const castText = String(cast.body);
+    const [header, ...events] = castText.trim().split('\n');
+    expect(JSON.parse(header!)).toMatchObject({ version: 2, width: 100, height: 30 });
+    const output = events
+      .map((l) => JSON.parse(l) as [number, string, string])
+      .filter((e) => e[1] === 'o')
+      .map((e) => e[2])
+      .join('');
+    expect(stripAnsi(output)).toContain(`three-${marker}-again`);
+    expect(stripAnsi(output)).toContain('Blocked by zone policy');
+    const verify = await t.call('GET', `/api/v1/sessions/${sessionId}/recording/verify`, {
+      token: t.admin.token,
+    });
+    expect(verify.body.ok).toBe(true);
+  });
+
+  it('copies files with scp both ways, byte-identical, each transfer hashed in the audit trail', async () => {
+    const local = join(dir, 'up.bin');
+    const content = randomBytes(1024 * 1024 + 17);
+    await writeFile(local, content);
+    const remote = `${sshd.workDir}/up-${randomBytes(3).toString('hex')}.bin`;
+    const up = await runScp([
+      ...scpArgs(target('vera+hmi-01')),
+      local,
+      `vera+hmi-01@127.0.0.1:${remote}`,
+    ]);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    const back = join(dir, 'back.bin');
+    const down = await runScp([
+      ...scpArgs(target('vera+hmi-01')),
+      `vera+hmi-01@127.0.0.1:${remote}`,
+      back,
+    ]);
+    expect(down.code).toBe(0);
+    expect((await readFile(back)).equals(content)).toBe(true);
+    const sha = createHash('sha256').update(content).digest('hex');
+    const { rows } = await t.db.pool.query<{
+      data: {
+        path: string;
+        direction: string;
+        sha256Written: string | null;
+        sha256Read: string | null;
+      };
+    }>(`select data from audit_events where type = 'session.file_transfer' order by seq`);
+    expect(
+      rows.some(
+        (r) =>
+          r.data.path === remote && r.data.direction === 'upload' && r.data.sha256Written === sha,
+      ),
+    ).toBe(true);
+    expect(
+      rows.some(
+        (r) =>
+          r.data.path === remote && r.data.direction === 'download' && r.data.sha256Read === sha,
+      ),
+    ).toBe(true);
+  });
+
+  it('forwards -L only to the asset’s listed ports', async () => {
+    const allowed = await runSsh(
+      [
+        ...sshArgs(
+          target('vera+hmi-01', key.privateKeyPath, [
+            '-o',
+            'ExitOnForwardFailure=yes',
+            '-W',
+            `hmi-01:${echoPort}`,
+          ]),
+        ),
+      ],
+      { input: 'ping-through-broker\n', timeoutMs: 10_000 },
+    );
+    expect(allowed.stdout).toContain('ping-through-broker');
+    const refused = await runSsh(
+      [...sshArgs(target('vera+hmi-01', key.privateKeyPath, ['-W', 'hmi-01:22']))],
+      { input: 'x', timeoutMs: 10_000 },
+    );
+    expect(refused.code).not.toBe(0);
+    const { rows } = await t.db.pool.query(
+      `select 1 from audit_events where type = 'session.channel_refused' and data->>'what' = 'forward'`,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+  });
+
+  it('ends a live session within a second of revocation, telling the vendor why', async () => {
+    const term = interactiveSsh([...sshArgs(target('vera+hmi-01', key.privateKeyPath, ['-tt']))], {
+      cols: 80,
+      rows: 24,
+    });
+    await term.waitFor('asset$ ');
+    const started = Date.now();
+    const revoked = await t.call('POST', `/api/v1/grants/${grantId}/revoke`, {
+      token: approver.token,
+      body: { reason: 'process upset' },
+    });
+    expect(revoked.status).toBe(200);
+    await term.waitFor('revoked by an approver: process upset', 2_000);
+    await term.exited;
+    expect(Date.now() - started).toBeLessThan(1_500);
+    const { rows } = await t.db.pool.query<{ end_reason: string }>(
+      `select end_reason from sessions where grant_id = $1 and end_reason = 'revoked'`,
+      [grantId],
+    );
+    expect(rows).toHaveLength(1);
+    const after = await runSsh([...sshArgs(target('vera+hmi-01')), 'true']);
+    expect(after.code).toBe(255);
+    const verify = await t.call('GET', '/api/v1/audit/verify', { token: t.admin.token });
+    expect(verify.body.ok).toBe(true);
+  });
+});

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import ssh2, { type Algorithms, type Connection, type ClientInfo } from 'ssh2';
+import type { BrokerContext } from '../context.js';
+import { ConnectionAuthenticator } from './authenticator.js';
+import { loadGatewayHostKey, type GatewayHostKey } from './host-keys.js';
+import {
+  announceInstance,
+  closeOrphanedSessions,
+  HEARTBEAT_MS,
+  retireInstance,
+} from './instances.js';
+import { LiveSession, type GatewayDeps } from './live-session.js';
+import { serveMenu } from './menu.js';
+import { SessionRegistry } from './registry.js';
+import { SessionSignalListener } from './signals.js';
+import { directDialer, type AssetDialer } from './upstream.js';
+
+/**
+ * Only modern algorithms: curve25519 key exchange, AEAD ciphers, SHA-2 MACs,
+ * an Ed25519 host key. ssh2 adds the strict-KEX marker
+ * (kex-strict-s-v00@openssh.com) itself, closing Terrapin (CVE-2023-48795).
+ */
+export const GATEWAY_ALGORITHMS: Algorithms = {
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com'],
+  hmac: [
+    'hmac-sha2-256-etm@openssh.com',
+    'hmac-sha2-512-etm@openssh.com',
+    'hmac-sha2-256',
+    'hmac-sha2-512',
+  ],
+  serverHostKey: ['ssh-ed25519'],
+  compress: ['none'],
+};
+
+export function nativeCryptoAvailable(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('ssh2/lib/protocol/crypto/build/Release/sshcrypto.node');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface SshGateway {
+  readonly address: string;
+  readonly hostKey: GatewayHostKey;
+  readonly registry: SessionRegistry;
+  readonly instanceId: string;
+  close(reason?: 'broker_shutdown'): Promise<void>;
+}
+
+export async function startSshGateway(
+  ctx: BrokerContext,
+  options: {
+    host: string;
+    port: number;
+    dialer?: AssetDialer;
+    auditFailureGraceMs?: number;
+    superviseEveryMs?: number;
+  },
+): Promise<SshGateway> {
+  const hostKey = await loadGatewayHostKey(ctx);
+  const instanceId = `brk_${randomBytes(8).toString('hex')}`;
+  const registry = new SessionRegistry(ctx);
+  await announceInstance(ctx, instanceId);
+  const recovered = await closeOrphanedSessions(ctx, instanceId);
+  if (recovered > 0) ctx.log.warn({ recovered }, 'closed sessions left open by a stopped broker');
+
+  let address = '';
+  const deps: GatewayDeps = {
+    ctx,
+    dialer: options.dialer ?? directDialer,
+    instanceId,
+    auditFailureGraceMs: options.auditFailureGraceMs ?? 5_000,
+    onEnded: (session) => registry.remove(session),
+    deferEnd: (write) => registry.deferEnd(write),
+  };
+
+  const onConnection = (connection: Connection, info: ClientInfo): void => {
+    const authenticator = new ConnectionAuthenticator(ctx, { ip: info.ip });
+    connection.on('authentication', (auth) => void authenticator.handle(auth));
+    connection.on('error', (err) =>
+      ctx.log.debug({ err: err.message, ip: info.ip }, 'ssh connection error'),
+    );
+    connection.once('ready', () => {
+      const identity = authenticator.identity;
+      if (identity === null) {
+        connection.end();
+        return;
+      }
+      if (identity.kind === 'menu') {
+        serveMenu(ctx, connection, identity.user, address);
+        return;
+      }
+      const session = new LiveSession(deps, identity, connection, {
+        ip: info.ip,
+        version: info.header.versions.software ?? null,
+      });
+      registry.add(session);
+      session.attach();
+      session.start().catch((err: unknown) => {
+        ctx.log.error({ err, sessionId: session.id }, 'session could not start (audit store?)');
+        void session.end('audit_failure', 'the session could not be recorded');
+      });
+    });
+  };
+
+  const server = new ssh2.Server(
+    { hostKeys: [hostKey.privateKey.reveal()], algorithms: GATEWAY_ALGORITHMS, ident: 'Airlock' },
+    onConnection,
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  address = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+
+  const listener = new SessionSignalListener(ctx, (signal) => registry.onSignal(signal));
+  await listener.start();
+  const supervisor = setInterval(
+    () =>
+      void registry
+        .tick()
+        .catch((err: unknown) => ctx.log.error({ err }, 'supervisor tick failed')),
+    options.superviseEveryMs ?? 250,
+  );
+  supervisor.unref();
+  const heartbeat = setInterval(() => {
+    announceInstance(ctx, instanceId)
+      .then(() => closeOrphanedSessions(ctx, instanceId))
+      .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'heartbeat failed'));
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  ctx.log.info(
+    { ssh: address, hostKey: hostKey.fingerprint, nativeCrypto: nativeCryptoAvailable() },
+    'ssh gateway listening',
+  );
+
+  return {
+    address,
+    hostKey,
+    registry,
+    instanceId,
+    async close(reason = 'broker_shutdown') {
+      clearInterval(supervisor);
+      clearInterval(heartbeat);
+      await registry.endAll(reason);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listener.close();
+      await retireInstance(ctx, instanceId).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,245 @@
+import { ShellCommandExtractor, type InputDecision } from '@airlock/terminal';
+import type { ClientChannel, PseudoTtyInfo, ServerChannel } from 'ssh2';
+import type { LiveSession } from './live-session.js';
+import { noticeBytes } from './notices.js';
+
+/** How long output must pause before the echo of typed keys is taken as settled. */
+const ECHO_QUIET_MS = 15;
+const ECHO_MAX_WAIT_MS = 250;
+
+/** An exec whose stdin feeds a shell: its lines are commands too. */
+const SHELL_PROGRAM = /^\s*(\S*\/)?(ba|z|k|da|a)?sh(\s+-[a-z]*)*\s*$/;
+
+/**
+ * Carries one shell or exec channel between the vendor and the asset:
+ * output recorded then shown (with backpressure), input recorded, and every
+ * submitted command made durable before the keystroke that submits it is
+ * forwarded. With a pty, a headless terminal reads the line as the vendor
+ * saw it; without one, input lines are commands as typed.
+ */
+export class ShellSplice {
+  #id = -1;
+  readonly #extractor: ShellCommandExtractor | null;
+  readonly #lineMode: boolean;
+  #lineBuffer = Buffer.alloc(0);
+  #busy = false;
+  readonly #queue: Buffer[] = [];
+  #outputDone: Promise<void> = Promise.resolve();
+  #lastOutputAt = 0;
+  #stopped = false;
+
+  constructor(
+    private readonly session: LiveSession,
+    private readonly channel: ServerChannel,
+    private readonly upstream: ClientChannel,
+    private readonly pty: PseudoTtyInfo | null,
+    mode: 'shell' | 'exec',
+    command = '',
+  ) {
+    this.#extractor =
+      mode === 'shell' && pty !== null
+        ? new ShellCommandExtractor({ cols: pty.cols || 80, rows: pty.rows || 24 })
+        : null;
+    this.#lineMode = this.#extractor === null && (mode === 'shell' || SHELL_PROGRAM.test(command));
+  }
+
+  start(id: number): void {
+    this.#id = id;
+    const { upstream, channel, session } = this;
+    if (this.pty !== null)
+      session.recorder.record(id, 'r', Buffer.from(`${this.pty.cols}x${this.pty.rows}`));
+    upstream.on('data', (data: Buffer) => this.#output(data, false));
+    upstream.stderr.on('data', (data: Buffer) => this.#output(data, true));
+    // The asset may send EOF before the exit status; ending our side first
+    // would make ssh2 drop the status (the vendor would see 255), so EOF is
+    // passed on only once the status has been.
+    let exitSent = false;
+    let eofPending = false;
+    upstream.on(
+      'exit',
+      (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
+        if (code !== null && code !== undefined) channel.exit(code);
+        else if (signal !== undefined) channel.exit(signal, coreDumped ?? false, description ?? '');
+        exitSent = true;
+        if (eofPending) channel.end();
+      },
+    );
+    upstream.once('end', () => {
+      if (exitSent) channel.end();
+      else eofPending = true;
+    });
+    upstream.once('close', () => {
+      channel.end();
+      channel.close();
+      this.stop();
+    });
+    channel.on('data', (data: Buffer) => this.#input(data));
+    channel.once('end', () => upstream.end());
+    channel.once('close', () => {
+      upstream.close();
+      this.stop();
+    });
+    session.touch();
+  }
+
+  resize(cols: number, rows: number, width: number, height: number): void {
+    this.upstream.setWindow(rows, cols, height, width);
+    this.#extractor?.resize(cols, rows);
+    this.session.recorder.record(this.#id, 'r', Buffer.from(`${cols}x${rows}`));
+  }
+
+  signal(name: string): void {
+    this.upstream.signal(name);
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#extractor?.dispose();
+  }
+
+  #output(data: Buffer, stderr: boolean): void {
+    if (this.session.failing) {
+      this.upstream.pause();
+      return;
+    }
+    this.session.count('o', data.length);
+    this.#lastOutputAt = Date.now();
+    const recorded = this.session.recorder.record(this.#id, 'o', data);
+    const target = stderr ? this.channel.stderr : this.channel;
+    const written = target.write(data);
+    if (this.#extractor !== null) {
+      const extractor = this.#extractor;
+      this.#outputDone = this.#outputDone
+        .then(() => extractor.onOutput(data))
+        .catch(() => undefined);
+    }
+    this.session.applyBackpressure(this.upstream, recorded, written ? null : this.channel);
+  }
+
+  #input(data: Buffer): void {
+    if (this.session.failing || this.session.ended) return;
+    this.session.count('i', data.length);
+    this.session.recorder.record(this.#id, 'i', data);
+    if (this.#extractor === null && !this.#lineMode) {
+      this.upstream.write(data);
+      return;
+    }
+    this.#queue.push(data);
+    if (this.#queue.length > 16) this.channel.pause();
+    if (!this.#busy) void this.#drain();
+  }
+
+  /**
+   * Input is judged strictly in order, each packet only after the terminal
+   * has taken in all output that came before it: where the prompt ends is
+   * read from the screen, so the screen must be current.
+   */
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    try {
+      while (this.#queue.length > 0 && !this.session.ended && !this.session.failing) {
+        const data = this.#queue.shift();
+        if (data === undefined) break;
+        if (this.#extractor !== null) {
+          await this.#outputDone;
+          const decision = this.#extractor.onInput(data);
+          if (decision.kind === 'submit') await this.#submit(decision);
+          else this.upstream.write(decision.data);
+        } else {
+          await this.#lineInput(data);
+        }
+      }
+    } catch (err) {
+      this.session.failClosed(err);
+    } finally {
+      this.#busy = false;
+      this.channel.resume();
+    }
+  }
+
+  async #submit(decision: Extract<InputDecision, { kind: 'submit' }>): Promise<void> {
+    const extractor = this.#extractor;
+    if (extractor === null) return;
+    let line = decision.line;
+    if (decision.before.length > 0) {
+      // Keys typed in the same packet as Enter: let the asset echo them, then read the line as shown.
+      this.upstream.write(decision.before);
+      await this.#echoSettled();
+      line = extractor.currentLine();
+    }
+    await this.#commit(line, decision.enter);
+    // What followed the Enter is judged once the shell has answered it.
+    if (decision.after.length > 0) {
+      await this.#echoSettled();
+      this.#queue.unshift(decision.after);
+    }
+  }
+
+  /** Waits until the asset has echoed the keys sent with an Enter (or output went quiet). */
+  async #echoSettled(): Promise<void> {
+    const started = Date.now();
+    for (;;) {
+      await this.#outputDone;
+      const echo = this.#extractor?.echo ?? 'unpredictable';
+      if (echo === 'seen' || echo === 'none') return;
+      const now = Date.now();
+      if (now - started >= ECHO_MAX_WAIT_MS) return;
+      if (
+        echo === 'unpredictable' &&
+        this.#lastOutputAt >= started &&
+        now - this.#lastOutputAt >= ECHO_QUIET_MS
+      )
+        return;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
+  /** Write-ahead: the command is durable (or refused) before `enter` reaches the asset. */
+  async #commit(line: string, enter: Buffer): Promise<void> {
+    await this.#outputDone;
+    if (line.trim() === '') {
+      this.upstream.write(enter);
+      return;
+    }
+    const verdict = await this.session.recordCommand({
+      channel: this.#id,
+      kind: 'shell',
+      text: line,
+    });
+    if (verdict === null) return;
+    if (verdict.outcome === 'blocked') {
+      // Clear what was typed rather than submit it; never send Enter after a blocked line.
+      this.upstream.write(this.#extractor?.cancelSubmit() ?? ShellCommandExtractor.CLEAR_LINE);
+      const why = verdict.rule?.description ?? `matches ${verdict.rule?.pattern ?? 'a zone rule'}`;
+      const notice = noticeBytes(`Blocked by zone policy (${why}): ${line}`);
+      this.channel.write(notice);
+      this.session.recorder.record(this.#id, 'o', notice);
+      return;
+    }
+    this.upstream.write(enter);
+  }
+
+  /** Without a terminal, a line is a command once its newline arrives. */
+  async #lineInput(data: Buffer): Promise<void> {
+    this.#lineBuffer = Buffer.concat([this.#lineBuffer, data]);
+    for (
+      let newline = this.#lineBuffer.indexOf(0x0a);
+      newline >= 0;
+      newline = this.#lineBuffer.indexOf(0x0a)
+    ) {
+      const line = this.#lineBuffer.subarray(0, newline + 1);
+      this.#lineBuffer = this.#lineBuffer.subarray(newline + 1);
+      const text = line.toString('utf8').replace(/\r?\n$/, '');
+      if (text.trim() === '') {
+        this.upstream.write(line);
+        continue;
+      }
+      const verdict = await this.session.recordCommand({ channel: this.#id, kind: 'shell', text });
+      if (verdict === null) return;
+      if (verdict.outcome === 'blocked')
+        this.channel.stderr.write(noticeBytes(`Blocked by zone policy: ${text}`));
+      else this.upstream.write(line);
+    }
+  }
+}
