@@ -38,7 +38,8 @@ export type RefusalReason =
   | 'totp_not_after_key'
   | 'unknown_asset'
   | 'no_active_grant'
-  | 'method_not_allowed';
+  | 'method_not_allowed'
+  | 'no_signature';
 
 export function sshFingerprint(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
@@ -56,6 +57,9 @@ export class ConnectionAuthenticator {
   /** Set once a signature verified; keyboard-interactive is only offered after it. */
   #keyVerified: { user: UserRecord; target: TargetSelection; fingerprint: string } | null = null;
   #probeRefusalAudited = false;
+  #refused = false;
+  /** Keys offered without a signature that were accepted as probes (PK_OK). */
+  readonly #probed = new Set<string>();
 
   constructor(
     private readonly ctx: BrokerContext,
@@ -97,6 +101,8 @@ export class ConnectionAuthenticator {
     // A probe (no signature) only learns whether to sign; it authenticates nothing.
     if (auth.signature === undefined || auth.blob === undefined) {
       if (user !== null && user.username === target.username && user.disabledAt === null) {
+        // PK_OK (RFC 4252 §7): "sign with this key"; it authenticates nothing.
+        this.#probed.add(fingerprint);
         auth.accept();
         return;
       }
@@ -206,6 +212,25 @@ export class ConnectionAuthenticator {
     auth.accept();
   }
 
+  /**
+   * The connection closed without authenticating: if a registered key was only
+   * ever offered unsigned (and nothing else was refused and audited), that
+   * attempt is recorded too.
+   */
+  async connectionClosed(login: string | null): Promise<void> {
+    if (this.#identity !== null || this.#refused || this.#probed.size === 0) return;
+    await auditAlone(this.ctx, {
+      type: 'session.refused',
+      actor: { kind: 'anonymous', ip: this.client.ip },
+      outcome: 'failure',
+      data: {
+        login: (login ?? '').slice(0, 200),
+        reason: 'no_signature',
+        fingerprints: [...this.#probed],
+      },
+    }).catch((err: unknown) => this.ctx.log.error({ err }, 'could not audit an ssh refusal'));
+  }
+
   async #locked(username: string): Promise<boolean> {
     const throttle = await getThrottle(this.ctx.pool, username);
     return throttle?.lockedUntil != null && throttle.lockedUntil > this.ctx.clock.now();
@@ -219,6 +244,7 @@ export class ConnectionAuthenticator {
     methodsLeft: ('publickey' | 'keyboard-interactive')[] = ['publickey'],
   ): Promise<void> {
     this.#keyVerified = null;
+    this.#refused = true;
     // Audited before the client hears the refusal, so the record never lags the event.
     await auditAlone(this.ctx, {
       type: 'session.refused',

@@ -22,6 +22,7 @@ import {
   type SshdFixture,
   type SshTarget,
 } from '@airlock/test-support';
+import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestBroker, type TestBroker, type TestUser } from '../testing/harness.js';
 import { startSshGateway, type SshGateway } from './server.js';
@@ -186,6 +187,59 @@ describe('ssh gateway', () => {
     expect(rows.map((r) => r.reason)).toEqual(
       expect.arrayContaining(['unknown_key', 'unknown_asset', 'no_active_grant']),
     );
+  });
+
+  /** An agent that holds the vendor's public key but signs with garbage, or refuses to sign. */
+  function fakeAgentLogin(signature: 'garbage' | 'refuse'): Promise<'ready' | 'refused'> {
+    const publicKey = ssh2.utils.parseKey(key.publicKey);
+    if (publicKey instanceof Error) throw publicKey;
+    class FakeAgent extends ssh2.BaseAgent {
+      override getIdentities(cb: (err: Error | null, keys?: ssh2.ParsedKey[]) => void): void {
+        cb(null, [publicKey as ssh2.ParsedKey]);
+      }
+      override sign(
+        _key: unknown,
+        _data: Buffer,
+        options: unknown,
+        cb?: (err: Error | null, sig?: Buffer) => void,
+      ): void {
+        const done = typeof options === 'function' ? (options as typeof cb) : cb;
+        if (signature === 'refuse') done?.(new Error('agent refuses to sign'));
+        else done?.(null, randomBytes(64));
+      }
+    }
+    return new Promise((resolve) => {
+      const client = new ssh2.Client();
+      client.once('ready', () => {
+        client.end();
+        resolve('ready');
+      });
+      client.on('error', () => {
+        client.end();
+        resolve('refused');
+      });
+      client.connect({
+        host: '127.0.0.1',
+        port: Number(gateway.address.split(':').at(-1)),
+        username: 'vera+hmi-01',
+        agent: new FakeAgent() as never,
+        readyTimeout: 10_000,
+      });
+    });
+  }
+
+  it('never authenticates a key without a valid signature, and audits both attempts', async () => {
+    expect(await fakeAgentLogin('garbage')).toBe('refused');
+    expect(await fakeAgentLogin('refuse')).toBe('refused');
+    const reasons = async (): Promise<string[]> =>
+      (
+        await t.db.pool.query<{ reason: string }>(
+          `select data->>'reason' as reason from audit_events where type = 'session.refused'`,
+        )
+      ).rows.map((r) => r.reason);
+    await expect
+      .poll(reasons, { timeout: 5_000 })
+      .toEqual(expect.arrayContaining(['bad_signature', 'no_signature']));
   });
 
   it('records typed lines exactly as the asset’s shell ran them, and blocks a rule’s command', async () => {

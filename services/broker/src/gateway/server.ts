@@ -81,7 +81,12 @@ export async function startSshGateway(
 
   const onConnection = (connection: Connection, info: ClientInfo): void => {
     const authenticator = new ConnectionAuthenticator(ctx, { ip: info.ip });
-    connection.on('authentication', (auth) => void authenticator.handle(auth));
+    let login: string | null = null;
+    connection.on('authentication', (auth) => {
+      login = auth.username;
+      void authenticator.handle(auth);
+    });
+    connection.once('close', () => void authenticator.connectionClosed(login));
     connection.on('error', (err) =>
       ctx.log.debug({ err: err.message, ip: info.ip }, 'ssh connection error'),
     );
