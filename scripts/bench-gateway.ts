@@ -10,7 +10,7 @@
  * Prints a table to stdout, progress to stderr, and writes the figures to
  * test-output/bench-gateway.json. Reports against the targets; asserts nothing.
  *
- *   pnpm bench:gateway [--size 256M] [--only latency,memory,throughput,recorder]
+ *   pnpm bench:gateway [--size 256M] [--only memory,latency,throughput,recorder]
  *                      [--runs 2] [--samples 500] [--gap-ms 5] [--sessions 50] [--profile]
  *
  * Needs root (the sshd fixture runs sshd and owns the asset account), the
@@ -77,7 +77,7 @@ const TARGETS = {
   addedEchoP99Ms: 2,
   bytesPerIdleSession: 250 * 1000,
 } as const;
-const PHASES = ['latency', 'memory', 'throughput', 'recorder'] as const;
+const PHASES = ['memory', 'latency', 'throughput', 'recorder'] as const;
 type Phase = (typeof PHASES)[number];
 const MiB = 1024 * 1024;
 
@@ -241,63 +241,50 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 // ---------------------------------------------------------------- CPU accounting (/proc)
 
-/** Seconds of CPU per process group, from /proc/<pid>/stat (Linux). */
-interface ProcEntry {
-  ppid: number;
-  /** utime + stime + cutime + cstime, in clock ticks: own time plus reaped children's. */
-  ticks: number;
-  /** utime + stime only. */
-  ownTicks: number;
-}
-
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on every Linux Node runs on
 
-function readStat(pid: string): ProcEntry | null {
+/** utime + stime (clock ticks) and start time of a process, from /proc/<pid>/stat; null once it is gone. */
+function procTimes(
+  pid: number | 'self',
+): { ownTicks: number; childTicks: number; start: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may hold spaces and parentheses: the rest starts after the last ')'.
     const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
     const field = (i: number): number => Number(rest[i - 3]);
-    return {
-      ppid: field(4),
-      ownTicks: field(14) + field(15),
-      ticks: field(14) + field(15) + field(16) + field(17),
-    };
+    return { ownTicks: field(14) + field(15), childTicks: field(16) + field(17), start: field(22) };
   } catch {
     return null;
   }
 }
 
-/**
- * CPU seconds of a process tree: every live member's own time plus what it
- * collected from children it reaped, so processes that came and went (an
- * sshd session, a postgres backend) are still counted once reaped.
- */
-function treeCpuSeconds(root: number | null): number | null {
-  if (root === null) return null;
-  const table = new Map<number, ProcEntry>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const entry = readStat(name);
-    if (entry !== null) table.set(Number(name), entry);
+/** A process and all its descendants, through /proc/<pid>/task/<tid>/children. */
+function treePids(root: number): number[] {
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift() ?? 0;
+    found.push(pid);
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const children = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+        if (children !== '') queue.push(...children.split(' ').map(Number));
+      }
+    } catch {
+      // exited meanwhile
+    }
   }
-  if (!table.has(root)) return null;
-  const children = new Map<number, number[]>();
-  for (const [pid, e] of table) children.set(e.ppid, [...(children.get(e.ppid) ?? []), pid]);
-  let ticks = 0;
-  const stack = [root];
-  while (stack.length > 0) {
-    const pid = stack.pop() ?? 0;
-    ticks += table.get(pid)?.ticks ?? 0;
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return ticks / CLOCK_TICKS;
+  return found;
 }
 
-interface CpuSnapshot {
+interface CpuSeconds {
+  /** This process: the broker (the benchmark driver is idle while it measures). */
   broker: number;
+  /** ssh clients this process started and reaped (its cutime + cstime). */
   sshClients: number;
+  /** sshd and its session processes (cat included); null when unknown. */
   sshd: number | null;
+  /** The PostgreSQL server and its backends; null when it is not local (DATABASE_URL). */
   postgres: number | null;
 }
 
@@ -306,27 +293,62 @@ interface CpuProcesses {
   postgresPid: number | null;
 }
 
-function cpuSnapshot(p: CpuProcesses): CpuSnapshot {
-  const self = readStat('self');
-  const own = self?.ownTicks ?? 0;
-  return {
-    broker: own / CLOCK_TICKS,
-    // ssh clients are this process's children: their time lands in its cutime once reaped.
-    sshClients: ((self?.ticks ?? 0) - own) / CLOCK_TICKS,
-    sshd: treeCpuSeconds(p.sshdPid),
-    postgres: treeCpuSeconds(p.postgresPid),
-  };
-}
+/**
+ * CPU used by each part while a measurement runs. sshd's session processes
+ * come and go and are not reaped in a way that lands in sshd's cutime, so the
+ * trees are sampled every 100 ms and each process's last reading counted
+ * (a process that lives under 100 ms may be missed).
+ */
+class CpuMeter {
+  readonly #trees = new Map<
+    'sshd' | 'postgres',
+    { root: number | null; seen: Map<string, { base: number; last: number }> }
+  >();
+  readonly #self = procTimes('self');
+  #first = true;
+  readonly #timer: NodeJS.Timeout;
 
-function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
-  const d = (x: number | null, y: number | null): number | null =>
-    x === null || y === null ? null : round(y - x);
-  return {
-    broker: round(b.broker - a.broker),
-    sshClients: round(b.sshClients - a.sshClients),
-    sshd: d(a.sshd, b.sshd),
-    postgres: d(a.postgres, b.postgres),
-  };
+  constructor(p: CpuProcesses) {
+    this.#trees.set('sshd', { root: p.sshdPid, seen: new Map() });
+    this.#trees.set('postgres', { root: p.postgresPid, seen: new Map() });
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), 100);
+  }
+
+  #sample(): void {
+    for (const tree of this.#trees.values()) {
+      if (tree.root === null) continue;
+      for (const pid of treePids(tree.root)) {
+        const t = procTimes(pid);
+        if (t === null) continue;
+        const key = `${pid}:${t.start}`;
+        const entry = tree.seen.get(key);
+        if (entry === undefined)
+          tree.seen.set(key, { base: this.#first ? t.ownTicks : 0, last: t.ownTicks });
+        else entry.last = t.ownTicks;
+      }
+    }
+    this.#first = false;
+  }
+
+  stop(): CpuSeconds {
+    this.#sample();
+    clearInterval(this.#timer);
+    const self = procTimes('self');
+    const seconds = (name: 'sshd' | 'postgres'): number | null => {
+      const tree = this.#trees.get(name);
+      if (tree === undefined || tree.root === null) return null;
+      let ticks = 0;
+      for (const e of tree.seen.values()) ticks += e.last - e.base;
+      return round(ticks / CLOCK_TICKS);
+    };
+    return {
+      broker: round(((self?.ownTicks ?? 0) - (this.#self?.ownTicks ?? 0)) / CLOCK_TICKS),
+      sshClients: round(((self?.childTicks ?? 0) - (this.#self?.childTicks ?? 0)) / CLOCK_TICKS),
+      sshd: seconds('sshd'),
+      postgres: seconds('postgres'),
+    };
+  }
 }
 
 // ---------------------------------------------------------------- pty (node-pty, loaded from the test-support package)
@@ -650,7 +672,7 @@ interface TransferRun {
   seconds: number;
   mibPerSecond: number;
   load: [number, number, number];
-  cpuSeconds: CpuSnapshot;
+  cpuSeconds: CpuSeconds;
   session?: { id: string; bytesToClient: number; recordedOutputBytes: number; chunks: number };
 }
 
@@ -662,7 +684,7 @@ async function transfer(
   profiler: InspectorSession | null,
 ): Promise<TransferRun> {
   const args = [...sshArgs(via === 'direct' ? b.direct : b.broker), `cat '${file}'`];
-  const before = cpuSnapshot(b.cpu);
+  const meter = new CpuMeter(b.cpu);
   if (profiler !== null) await profiler.post('Profiler.start');
   const t0 = process.hrtime.bigint();
   // stdout straight to /dev/null: this process never touches the payload.
@@ -684,12 +706,12 @@ async function transfer(
   }
   if (session !== undefined && session.bytesToClient !== sizeBytes)
     throw new Error(`the broker carried ${session.bytesToClient} bytes, not ${sizeBytes}`);
-  await sleep(300); // let sshd and postgres reap what ended, so their CPU is counted
+  await sleep(300); // the CPU meter's last readings of the session's processes
   return {
     seconds: round(seconds, 3),
     mibPerSecond: round(sizeBytes / MiB / seconds, 1),
     load: load(),
-    cpuSeconds: cpuDelta(before, cpuSnapshot(b.cpu)),
+    cpuSeconds: meter.stop(),
     ...(session ? { session } : {}),
   };
 }
@@ -867,36 +889,112 @@ function exposedGc(): () => void {
 
 interface Memory {
   rss: number;
+  heapTotal: number;
   heapUsed: number;
+  /** C++ memory tied to JS objects (Buffers included). */
   external: number;
 }
 
-async function settledMemory(gc: () => void): Promise<Memory> {
-  await sleep(500);
-  gc();
-  await sleep(100);
-  gc();
-  const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external };
-}
-
-const perSession = (a: Memory, b: Memory, n: number): Memory => ({
-  rss: Math.round((b.rss - a.rss) / n),
-  heapUsed: Math.round((b.heapUsed - a.heapUsed) / n),
-  external: Math.round((b.external - a.external) / n),
+const MEMORY_KEYS = ['rss', 'heapTotal', 'heapUsed', 'external'] as const;
+const memoryOf = (f: (key: keyof Memory) => number): Memory => ({
+  rss: f('rss'),
+  heapTotal: f('heapTotal'),
+  heapUsed: f('heapUsed'),
+  external: f('external'),
 });
 
-async function idleMemory(
-  b: Bench,
+/**
+ * Memory after full collections, once rss has stopped moving: V8 and the
+ * allocator hand freed pages back some time after a collection, and a
+ * baseline taken before that makes every later delta look smaller.
+ */
+async function settledMemory(gc: () => void): Promise<Memory> {
+  let previous = Number.NaN;
+  for (let i = 0; i < 10; i++) {
+    gc();
+    await sleep(300);
+    gc();
+    const rss = process.memoryUsage().rss;
+    if (Math.abs(rss - previous) < 256 * 1024) break;
+    previous = rss;
+  }
+  const m = process.memoryUsage();
+  return memoryOf((key) => m[key]);
+}
+
+interface MemoryPoint extends Memory {
+  sessions: number;
+}
+
+/**
+ * Bytes per session: the median of the per-step slopes. A process hands
+ * memory back to the OS now and then (V8's memory reducer, malloc trimming),
+ * which shows as one outlying step; the median ignores it where a single
+ * before/after delta or a least-squares fit would not.
+ */
+function perSessionSlope(points: readonly MemoryPoint[]): Memory {
+  const steps = points.slice(1).map((p, i) => ({ p, q: points[i] ?? p }));
+  return memoryOf((key) => {
+    const slopes = steps
+      .map(({ p, q }) => (p[key] - q[key]) / (p.sessions - q.sessions))
+      .sort((x, y) => x - y);
+    const mid = slopes.length / 2;
+    return Math.round(
+      slopes.length % 2 === 1
+        ? (slopes[Math.floor(mid)] ?? 0)
+        : ((slopes[mid - 1] ?? 0) + (slopes[mid] ?? 0)) / 2,
+    );
+  });
+}
+
+const minus = (a: Memory, b: Memory): Memory => memoryOf((key) => a[key] - b[key]);
+
+/**
+ * Opens `n` idle sessions in steps, measuring settled memory after each step.
+ * See perSessionSlope for how the figure per session is read off them.
+ */
+async function memoryCurve(
+  target: SshTarget,
   n: number,
   gc: () => void,
-): Promise<{
+  liveSessions: () => number | null,
+): Promise<{ points: MemoryPoint[]; perSession: Memory; clients: IdleClient[] }> {
+  const step = Math.max(1, Math.ceil(n / 5));
+  const points: MemoryPoint[] = [{ sessions: 0, ...(await settledMemory(gc)) }];
+  const clients: IdleClient[] = [];
+  try {
+    while (clients.length < n) {
+      clients.push(...(await openIdleSessions(target, Math.min(step, n - clients.length))));
+      await waitUntil(
+        `${clients.length} live gateway sessions`,
+        () => [null, clients.length].includes(liveSessions()),
+        30_000,
+      );
+      points.push({ sessions: clients.length, ...(await settledMemory(gc)) });
+      const last = points.at(-1);
+      progress(
+        `  ${clients.length} sessions: rss ${((last?.rss ?? 0) / MiB).toFixed(1)} MiB, heapUsed ${((last?.heapUsed ?? 0) / MiB).toFixed(1)} MiB`,
+      );
+    }
+  } catch (err) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw err;
+  }
+  // The first step carries one-time costs (pools, caches); the slope starts after it.
+  const fitted = points.length > 2 ? points.slice(1) : points;
+  return { points, perSession: perSessionSlope(fitted), clients };
+}
+
+interface IdleMemoryResult {
   control: Memory;
   broker: Memory;
   brokerNet: Memory;
   retainedAfterClose: Memory;
+  points: { control: MemoryPoint[]; broker: MemoryPoint[] };
   load: [number, number, number];
-}> {
+}
+
+async function idleMemory(b: Bench, n: number, gc: () => void): Promise<IdleMemoryResult> {
   progress('memory: warming up the broker with 3 sessions');
   for (const c of await openIdleSessions(b.broker, 3)) await c.close();
   await waitUntil('the warm-up sessions to end', () => b.gateway.registry.size === 0, 30_000);
@@ -904,26 +1002,25 @@ async function idleMemory(
   progress(
     `memory: control — ${n} idle sessions straight to sshd (what holding the clients costs this process)`,
   );
-  let before = await settledMemory(gc);
-  let clients = await openIdleSessions(b.direct, n);
-  const control = perSession(before, await settledMemory(gc), n);
-  await Promise.all(clients.map((c) => c.close()));
+  const control = await memoryCurve(b.direct, n, gc, () => null);
+  await Promise.all(control.clients.map((c) => c.close()));
 
   progress(`memory: ${n} idle sessions through the broker`);
-  before = await settledMemory(gc);
-  clients = await openIdleSessions(b.broker, n);
-  await waitUntil(`${n} live gateway sessions`, () => b.gateway.registry.size === n, 30_000);
-  const broker = perSession(before, await settledMemory(gc), n);
+  const broker = await memoryCurve(b.broker, n, gc, () => b.gateway.registry.size);
   const loadNow = load();
-  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(broker.clients.map((c) => c.close()));
   await waitUntil('the gateway sessions to end', () => b.gateway.registry.size === 0, 60_000);
-  const retainedAfterClose = perSession(before, await settledMemory(gc), n);
-  const brokerNet = {
-    rss: broker.rss - control.rss,
-    heapUsed: broker.heapUsed - control.heapUsed,
-    external: broker.external - control.external,
+  const after = await settledMemory(gc);
+  const start = broker.points[0] ?? after;
+  const retained = minus(after, start);
+  return {
+    control: control.perSession,
+    broker: broker.perSession,
+    brokerNet: minus(broker.perSession, control.perSession),
+    retainedAfterClose: memoryOf((key) => Math.round(retained[key] / n)),
+    points: { control: control.points, broker: broker.points },
+    load: loadNow,
   };
-  return { control, broker, brokerNet, retainedAfterClose, load: loadNow };
 }
 
 // ---------------------------------------------------------------- diagnostics
@@ -937,7 +1034,7 @@ async function recorderAlone(
   seconds: number;
   mibPerSecond: number;
   pausedTimes: number;
-  cpuSeconds: CpuSnapshot;
+  cpuSeconds: CpuSeconds;
 }> {
   const sessionId = newId('session');
   await insertSession(b.db.pool, {
@@ -960,7 +1057,7 @@ async function recorderAlone(
     startedAt: new Date(),
   });
   const blocks = Array.from({ length: 64 }, () => randomBytes(32 * 1024));
-  const before = cpuSnapshot(b.cpu);
+  const meter = new CpuMeter(b.cpu);
   const t0 = process.hrtime.bigint();
   let paused = 0;
   for (let sent = 0, i = 0; sent < bytes; sent += 32 * 1024, i++) {
@@ -977,7 +1074,7 @@ async function recorderAlone(
     seconds: round(seconds, 3),
     mibPerSecond: round(bytes / MiB / seconds, 1),
     pausedTimes: paused,
-    cpuSeconds: cpuDelta(before, cpuSnapshot(b.cpu)),
+    cpuSeconds: meter.stop(),
   };
 }
 
@@ -1079,6 +1176,27 @@ async function main(): Promise<number> {
   const report: string[] = [];
   const section = (title: string, body: string): void => void report.push(`${title}\n${body}\n`);
 
+  if (options.phases.has('memory')) {
+    const m = await idleMemory(b, options.sessions, gc);
+    out.memory = { sessions: options.sessions, perSessionBytes: m };
+    const kb = (n: number): string => (n / 1000).toFixed(1);
+    section(
+      `Memory per idle interactive session, KB (N=${options.sessions}, opened in 5 steps; median per-step slope of this process's memory after gc; load ${loadText(m.load)})`,
+      table(
+        ['', ...MEMORY_KEYS],
+        (
+          [
+            ['through broker', m.broker],
+            ['control: clients held, direct to sshd', m.control],
+            ['broker net (broker − control)', m.brokerNet],
+            ['still held after all closed (/ N)', m.retainedAfterClose],
+          ] as const
+        ).map(([label, mem]) => [label, ...MEMORY_KEYS.map((key) => kb(mem[key]))]),
+      ) +
+        `\ntarget ≤ ${TARGETS.bytesPerIdleSession / 1000} KB per session (net rss): ${verdict(m.brokerNet.rss <= TARGETS.bytesPerIdleSession)}`,
+    );
+  }
+
   if (options.phases.has('latency')) {
     const rows: [string, LatencyStats, [number, number, number]][] = [];
     const variants = [
@@ -1119,45 +1237,6 @@ async function main(): Promise<number> {
         ]),
       ) +
         `\nadded by the broker (shell): p50 ${added.p50.toFixed(3)} ms, p99 ${added.p99.toFixed(3)} ms — target p99 ≤ ${TARGETS.addedEchoP99Ms} ms: ${verdict(added.p99 <= TARGETS.addedEchoP99Ms)}`,
-    );
-  }
-
-  if (options.phases.has('memory')) {
-    const m = await idleMemory(b, options.sessions, gc);
-    out.memory = { sessions: options.sessions, perSessionBytes: m };
-    const kb = (n: number): string => (n / 1000).toFixed(1);
-    section(
-      `Memory per idle interactive session, KB (N=${options.sessions}, broker process, after gc; load ${loadText(m.load)})`,
-      table(
-        ['', 'rss', 'heapUsed', 'external'],
-        [
-          [
-            'through broker (raw delta / N)',
-            kb(m.broker.rss),
-            kb(m.broker.heapUsed),
-            kb(m.broker.external),
-          ],
-          [
-            'control: clients held, direct to sshd',
-            kb(m.control.rss),
-            kb(m.control.heapUsed),
-            kb(m.control.external),
-          ],
-          [
-            'broker net (raw − control)',
-            kb(m.brokerNet.rss),
-            kb(m.brokerNet.heapUsed),
-            kb(m.brokerNet.external),
-          ],
-          [
-            'still held after all closed',
-            kb(m.retainedAfterClose.rss),
-            kb(m.retainedAfterClose.heapUsed),
-            kb(m.retainedAfterClose.external),
-          ],
-        ],
-      ) +
-        `\ntarget ≤ ${TARGETS.bytesPerIdleSession / 1000} KB per session (net rss): ${verdict(m.brokerNet.rss <= TARGETS.bytesPerIdleSession)}`,
     );
   }
 

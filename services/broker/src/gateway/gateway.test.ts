@@ -222,7 +222,7 @@ describe('ssh gateway', () => {
         host: '127.0.0.1',
         port: Number(gateway.address.split(':').at(-1)),
         username: 'vera+hmi-01',
-        agent: new FakeAgent() as never,
+        agent: new FakeAgent(),
         readyTimeout: 10_000,
       });
     });
