@@ -32,6 +32,12 @@ export interface AirlockConfig {
   readonly auditCheckpointMinutes: number;
   readonly jobPollIntervalMs: number;
   readonly minPasswordLength: number;
+  /**
+   * A broker replica whose heartbeat is older than this is taken as crashed:
+   * the others close its sessions (`broker_shutdown`). Replicas heartbeat at
+   * a third of it (at most every 5 s), so a live one is never taken for dead.
+   */
+  readonly instanceStaleSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -142,6 +148,7 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     auditCheckpointMinutes: int('AIRLOCK_AUDIT_CHECKPOINT_MINUTES', 5, 1, 24 * 60),
     jobPollIntervalMs: int('AIRLOCK_JOB_POLL_INTERVAL_MS', 1000, 50, 60_000),
     minPasswordLength: int('AIRLOCK_MIN_PASSWORD_LENGTH', 12, 8, 128),
+    instanceStaleSeconds: int('AIRLOCK_INSTANCE_STALE_SECONDS', 30, 3, 3600),
   };
   if (
     config.adminPassword !== null &&

@@ -42,3 +42,11 @@ main().catch((err: unknown) => {
   );
   process.exit(1);
 });
+
+// A stray rejection must not take every live session on this replica down
+// with it; it is logged for operators (the failing session ends on its own).
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(
+    `airlock: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`,
+  );
+});

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { appendAuditEventStandalone } from '@airlock/audit';
 import type { AirlockConfig } from '@airlock/config';
 import {
@@ -130,7 +131,11 @@ export async function startBroker(options: {
     const address = app.server.address() as AddressInfo;
     const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
-    const gateway = await startSshGateway(ctx, { host: config.bind, port: config.sshPort });
+    const gateway = await startSshGateway(ctx, {
+      host: config.bind,
+      port: config.sshPort,
+      pendingEndsDir: join(config.dataDir, 'pending-session-ends'),
+    });
     cleanups.unshift(async () => gateway.close('broker_shutdown'));
 
     await appendAuditEventStandalone(

@@ -4,8 +4,16 @@ import { audit } from '../audit.js';
 import type { BrokerContext } from '../context.js';
 
 export const HEARTBEAT_MS = 5_000;
-/** A replica silent this long is taken as crashed. */
-export const STALE_AFTER_MS = 30_000;
+
+/** A replica silent this long is taken as crashed (AIRLOCK_INSTANCE_STALE_SECONDS). */
+export function staleAfterMs(ctx: BrokerContext): number {
+  return ctx.config.instanceStaleSeconds * 1000;
+}
+
+/** Often enough that a live replica is never taken as crashed: three beats per stale period. */
+export function heartbeatMs(ctx: BrokerContext): number {
+  return Math.min(HEARTBEAT_MS, Math.floor(staleAfterMs(ctx) / 3));
+}
 
 export async function announceInstance(ctx: BrokerContext, instanceId: string): Promise<void> {
   const now = ctx.clock.now();
@@ -35,7 +43,7 @@ export async function closeOrphanedSessions(ctx: BrokerContext, selfId: string):
        left join broker_instances b on b.id = s.broker_instance
       where s.ended_at is null and s.broker_instance <> $1
         and (b.id is null or b.stopped_at is not null or b.last_seen_at < $2)`,
-    [selfId, new Date(now.getTime() - STALE_AFTER_MS)],
+    [selfId, new Date(now.getTime() - staleAfterMs(ctx))],
   );
   for (const row of rows) {
     await withTransaction(ctx.pool, async (client) => {

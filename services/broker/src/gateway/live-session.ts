@@ -17,7 +17,6 @@ import type { AssetRecord } from '../features/assets/repository.js';
 import { getZone } from '../features/zones/repository.js';
 import type { GrantRecord } from '../features/grants/repository.js';
 import {
-  endSessionRow,
   insertCommand,
   insertSession,
   type CommandKind,
@@ -27,6 +26,7 @@ import type { UserRecord } from '../features/users/repository.js';
 import type { GatewayIdentity } from './authenticator.js';
 import { CommandRules, type RuleVerdict } from './command-rules.js';
 import { endReasonText, noticeBytes } from './notices.js';
+import { writeSessionEnd, type SessionEndRecord } from './session-end.js';
 import { ShellSplice } from './shell-splice.js';
 import { SftpSplice } from './sftp-splice.js';
 import { AssetConnectionError, connectToAsset, type AssetDialer } from './upstream.js';
@@ -38,8 +38,8 @@ export interface GatewayDeps {
   /** How long live sessions stay up, warned, after the audit store fails. */
   readonly auditFailureGraceMs: number;
   onEnded(session: LiveSession): void;
-  /** Called when the final session record could not be written: retried later. */
-  deferEnd(write: () => Promise<void>): void;
+  /** Called when the final session record could not be written: kept and retried later. */
+  deferEnd(end: SessionEndRecord): Promise<void>;
 }
 
 type AssetIdentity = Extract<GatewayIdentity, { kind: 'asset' }>;
@@ -164,9 +164,8 @@ export class LiveSession {
 
   attach(): void {
     this.connection.on('session', (accept) => this.#onSession(accept()));
-    this.connection.on(
-      'tcpip',
-      (accept, reject, info) => void this.#onDirectTcpip(accept, reject, info),
+    this.connection.on('tcpip', (accept, reject, info) =>
+      this.#guard(this.#onDirectTcpip(accept, reject, info)),
     );
     this.connection.on('request', (_accept, reject, name) => {
       // Remote forwarding and other global requests are not offered.
@@ -217,6 +216,29 @@ export class LiveSession {
     return this.#upstream;
   }
 
+  /**
+   * The session may have ended, or the vendor gone, while the asset was being
+   * reached: opening a channel then would throw inside ssh2 (and an unhandled
+   * throw would take every session on this replica down with it).
+   */
+  /** A channel that fails to open ends the session, never the process. */
+  #guard(opening: Promise<void>): void {
+    opening.catch((err: unknown) => {
+      this.ctx.log.warn({ err, sessionId: this.id }, 'a channel could not be opened');
+      void this.end('error', 'a channel could not be opened');
+    });
+  }
+
+  #stillOpen(channel: ServerChannel): boolean {
+    if (!this.ended && !this.#failing) return true;
+    try {
+      channel.close();
+    } catch {
+      // already closed
+    }
+    return false;
+  }
+
   #registerChannel(channel: ServerChannel, interactive: boolean, stop: () => void): number {
     const id = this.#nextChannelId++;
     this.#channels.set(id, { id, channel, interactive, stop });
@@ -255,7 +277,7 @@ export class LiveSession {
         void this.#refuseChannel('shell', {}).then(() => reject?.());
         return;
       }
-      void this.#openShell(accept, pty, current);
+      this.#guard(this.#openShell(accept, pty, current));
     });
     session.on('exec', (accept, reject, info) => {
       if (!this.can('exec')) {
@@ -264,7 +286,7 @@ export class LiveSession {
         );
         return;
       }
-      void this.#openExec(accept, info.command, pty, current);
+      this.#guard(this.#openExec(accept, info.command, pty, current));
     });
     session.on('subsystem', (accept, reject, info) => {
       if (info.name !== 'sftp' || !this.can('sftp')) {
@@ -273,7 +295,7 @@ export class LiveSession {
         );
         return;
       }
-      void this.#openSftp(accept);
+      this.#guard(this.#openSftp(accept));
     });
   }
 
@@ -299,7 +321,7 @@ export class LiveSession {
   ): Promise<void> {
     const channel = accept();
     const upstream = await this.#withUpstream(channel);
-    if (upstream === null) return;
+    if (upstream === null || !this.#stillOpen(channel)) return;
     upstream.shell(
       pty === null
         ? false
@@ -349,7 +371,7 @@ export class LiveSession {
       return;
     }
     const upstream = await this.#withUpstream(channel);
-    if (upstream === null) return;
+    if (upstream === null || !this.#stillOpen(channel)) return;
     const options =
       pty === null
         ? {}
@@ -380,7 +402,7 @@ export class LiveSession {
   async #openSftp(accept: () => ServerChannel): Promise<void> {
     const channel = accept();
     const upstream = await this.#withUpstream(channel);
-    if (upstream === null) return;
+    if (upstream === null || !this.#stillOpen(channel)) return;
     upstream.subsys('sftp', (err, stream) => {
       if (err !== undefined && err !== null) {
         channel.exit(255);
@@ -558,17 +580,23 @@ export class LiveSession {
     return verdict;
   }
 
-  /** Writes a notice into every terminal the vendor reads, and records it as they saw it. */
-  notice(text: string): void {
+  /**
+   * Writes a notice into every terminal the vendor reads, and records it as
+   * they saw it. Returns how many terminals it reached.
+   */
+  notice(text: string): number {
     const bytes = noticeBytes(text);
+    let reached = 0;
     for (const carried of this.#channels.values()) {
       if (!carried.interactive) continue;
       carried.channel.write(bytes);
+      reached += 1;
       if (!this.#failing) {
         this.recorder.record(carried.id, 'o', bytes);
         this.recorder.record(carried.id, 'm', Buffer.from(text));
       }
     }
+    return reached;
   }
 
   /** Called by the registry's supervisor: expiry warnings, expiry, idle timeout. */
@@ -579,16 +607,15 @@ export class LiveSession {
       void this.end('expired');
       return;
     }
-    for (const minutes of WARNING_MINUTES) {
-      if (left <= minutes * MINUTE_MS && !this.#warned.has(minutes)) {
-        this.#warned.add(minutes);
-        // Both thresholds may pass at once for a short window: warn once, with the real time left.
-        WARNING_MINUTES.filter((m) => m > minutes).forEach((m) => this.#warned.add(m));
-        const seconds = Math.ceil(left / 1000);
-        this.notice(
-          `Access to ${this.asset.name} ends in ${seconds >= 90 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} (at ${this.grant.notAfter.toISOString()}). Save your work.`,
-        );
-      }
+    const passed = WARNING_MINUTES.filter((m) => left <= m * MINUTE_MS);
+    if (passed.some((m) => !this.#warned.has(m))) {
+      // Several thresholds may pass at once for a short window: warn once, with the real time left.
+      const seconds = Math.ceil(left / 1000);
+      const reached = this.notice(
+        `Access to ${this.asset.name} ends in ${seconds >= 90 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} (at ${this.grant.notAfter.toISOString()}). Save your work.`,
+      );
+      // A warning counts once a terminal showed it, not while the shell is still opening.
+      if (reached > 0) passed.forEach((m) => this.#warned.add(m));
     }
     if (now.getTime() - this.#lastActivityMs >= this.#idleTimeoutMs) void this.end('idle_timeout');
   }
@@ -682,45 +709,27 @@ export class LiveSession {
       this.ctx.log.error({ err, sessionId: this.id }, 'recording could not be sealed');
     }
     const endedAt = this.ctx.clock.now();
-    const write = async (): Promise<void> => {
-      await withTransaction(this.ctx.pool, async (client) => {
-        if (
-          !(await endSessionRow(client, this.id, {
-            endedAt,
-            reason,
-            detail,
-            bytesFromClient: this.bytesFromClient,
-            bytesToClient: this.bytesToClient,
-            ...recording,
-          }))
-        )
-          return;
-        await audit(client, this.ctx, {
-          type: 'session.end',
-          actor: { kind: 'system' },
-          subjectId: this.id,
-          data: {
-            reason,
-            detail,
-            asset: this.asset.name,
-            userId: this.user.id,
-            durationMs: endedAt.getTime() - this.startedAt.getTime(),
-            bytesFromClient: this.bytesFromClient,
-            bytesToClient: this.bytesToClient,
-            recordingChunks: recording.chunks,
-            recordingHead: recording.head,
-          },
-        });
-      });
+    const record: SessionEndRecord = {
+      sessionId: this.id,
+      endedAt: endedAt.toISOString(),
+      reason,
+      detail,
+      asset: this.asset.name,
+      userId: this.user.id,
+      durationMs: endedAt.getTime() - this.startedAt.getTime(),
+      bytesFromClient: this.bytesFromClient,
+      bytesToClient: this.bytesToClient,
+      recordingChunks: recording.chunks,
+      recordingHead: recording.head,
     };
     try {
-      await write();
+      await writeSessionEnd(this.ctx, record);
     } catch (err) {
       this.ctx.log.error(
         { err, sessionId: this.id },
         'session end could not be recorded yet; will retry',
       );
-      this.deps.deferEnd(write);
+      await this.deps.deferEnd(record);
     }
     this.deps.onEnded(this);
   }

@@ -1,6 +1,7 @@
 import type { BrokerContext } from '../context.js';
 import type { EndReason } from '../features/sessions/repository.js';
 import type { LiveSession } from './live-session.js';
+import { PendingSessionEnds, type SessionEndRecord } from './session-end.js';
 import type { SessionSignal } from './signals.js';
 
 /**
@@ -10,10 +11,16 @@ import type { SessionSignal } from './signals.js';
  */
 export class SessionRegistry {
   readonly #sessions = new Map<string, LiveSession>();
-  readonly #deferredEnds: (() => Promise<void>)[] = [];
+  readonly #pendingEnds: PendingSessionEnds;
   #ticks = 0;
 
-  constructor(private readonly ctx: BrokerContext) {}
+  /** `pendingEndsDir`: where end records wait on disk while the audit store is down. */
+  constructor(
+    private readonly ctx: BrokerContext,
+    pendingEndsDir: string | null = null,
+  ) {
+    this.#pendingEnds = new PendingSessionEnds(ctx, pendingEndsDir);
+  }
 
   get size(): number {
     return this.#sessions.size;
@@ -35,12 +42,22 @@ export class SessionRegistry {
     return [...this.#sessions.values()];
   }
 
-  deferEnd(write: () => Promise<void>): void {
-    this.#deferredEnds.push(write);
+  deferEnd(end: SessionEndRecord): Promise<void> {
+    return this.#pendingEnds.add(end);
   }
 
   get pendingEndRecords(): number {
-    return this.#deferredEnds.length;
+    return this.#pendingEnds.size;
+  }
+
+  /**
+   * At start, before the orphan sweep: records the ends a previous run of this
+   * broker could not write, with their real reasons. Returns how many it found.
+   */
+  async recordEndsLeftByPreviousRun(): Promise<number> {
+    const found = await this.#pendingEnds.load();
+    await this.#pendingEnds.retry();
+    return found;
   }
 
   onSignal(signal: SessionSignal): void {
@@ -60,7 +77,7 @@ export class SessionRegistry {
     this.#ticks += 1;
     // Backstop for a lost NOTIFY: once a second, ask the database about revocations.
     if (this.#ticks % 4 === 0 && this.#sessions.size > 0) await this.#checkRevocations();
-    if (this.#deferredEnds.length > 0) await this.#retryDeferredEnds();
+    if (this.#pendingEnds.size > 0) await this.#pendingEnds.retry();
   }
 
   async #checkRevocations(): Promise<void> {
@@ -74,19 +91,6 @@ export class SessionRegistry {
         this.onSignal({ kind: 'grant_revoked', grantId: row.id, detail: row.revoke_reason ?? '' });
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message }, 'revocation check failed');
-    }
-  }
-
-  async #retryDeferredEnds(): Promise<void> {
-    while (this.#deferredEnds.length > 0) {
-      const write = this.#deferredEnds[0];
-      if (write === undefined) break;
-      try {
-        await write();
-        this.#deferredEnds.shift();
-      } catch {
-        return; // the store is still down; try again next tick
-      }
     }
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2, { type Algorithms, type Connection, type ClientInfo } from 'ssh2';
 import type { BrokerContext } from '../context.js';
 import { ConnectionAuthenticator } from './authenticator.js';
@@ -8,7 +8,7 @@ import { loadGatewayHostKey, type GatewayHostKey } from './host-keys.js';
 import {
   announceInstance,
   closeOrphanedSessions,
-  HEARTBEAT_MS,
+  heartbeatMs,
   retireInstance,
 } from './instances.js';
 import { LiveSession, type GatewayDeps } from './live-session.js';
@@ -59,13 +59,19 @@ export async function startSshGateway(
     port: number;
     dialer?: AssetDialer;
     auditFailureGraceMs?: number;
+    /** Where session end records wait on disk while the audit store is down (else memory only). */
+    pendingEndsDir?: string;
     superviseEveryMs?: number;
   },
 ): Promise<SshGateway> {
   const hostKey = await loadGatewayHostKey(ctx);
   const instanceId = `brk_${randomBytes(8).toString('hex')}`;
-  const registry = new SessionRegistry(ctx);
+  const registry = new SessionRegistry(ctx, options.pendingEndsDir ?? null);
   await announceInstance(ctx, instanceId);
+  // Before the orphan sweep, which would otherwise close them as broker_shutdown.
+  const recordedLate = await registry.recordEndsLeftByPreviousRun();
+  if (recordedLate > 0)
+    ctx.log.warn({ recordedLate }, 'recorded session ends left pending by a previous run');
   const recovered = await closeOrphanedSessions(ctx, instanceId);
   if (recovered > 0) ctx.log.warn({ recovered }, 'closed sessions left open by a stopped broker');
 
@@ -76,10 +82,15 @@ export async function startSshGateway(
     instanceId,
     auditFailureGraceMs: options.auditFailureGraceMs ?? 5_000,
     onEnded: (session) => registry.remove(session),
-    deferEnd: (write) => registry.deferEnd(write),
+    deferEnd: (end) => registry.deferEnd(end),
   };
 
+  /** Every open connection, with a session or not (still authenticating, at the grant menu). */
+  const connections = new Set<Connection>();
+
   const onConnection = (connection: Connection, info: ClientInfo): void => {
+    connections.add(connection);
+    connection.once('close', () => connections.delete(connection));
     const authenticator = new ConnectionAuthenticator(ctx, { ip: info.ip });
     let login: string | null = null;
     connection.on('authentication', (auth) => {
@@ -113,10 +124,17 @@ export async function startSshGateway(
     });
   };
 
-  const server = new ssh2.Server(
+  const sshServer = new ssh2.Server(
     { hostKeys: [hostKey.privateKey.reveal()], algorithms: GATEWAY_ALGORITHMS, ident: 'Airlock' },
     onConnection,
   );
+  // Our own listener, handing each socket to ssh2, so that shutdown can reach every socket.
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    sshServer.injectSocket(socket);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
@@ -138,7 +156,7 @@ export async function startSshGateway(
     announceInstance(ctx, instanceId)
       .then(() => closeOrphanedSessions(ctx, instanceId))
       .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, 'heartbeat failed'));
-  }, HEARTBEAT_MS);
+  }, heartbeatMs(ctx));
   heartbeat.unref();
   ctx.log.info(
     { ssh: address, hostKey: hostKey.fingerprint, nativeCrypto: nativeCryptoAvailable() },
@@ -154,7 +172,14 @@ export async function startSshGateway(
       clearInterval(supervisor);
       clearInterval(heartbeat);
       await registry.endAll(reason);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // The listener closes only once every connection has. Those without a session (still
+      // authenticating, at the grant menu) are told to go; a client waiting at a prompt reads
+      // nothing, not even that, so its socket is cut after a moment.
+      for (const connection of connections) connection.end();
+      const cut = setTimeout(() => sockets.forEach((socket) => socket.destroy()), 1_000);
+      await closed;
+      clearTimeout(cut);
       await listener.close();
       await retireInstance(ctx, instanceId).catch(() => undefined);
     },
