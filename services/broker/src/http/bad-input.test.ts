@@ -8,7 +8,7 @@
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveEd25519KeyPair, parseMasterKey } from '@airlock/crypto';
 import { ERROR_CATALOGUE, HTTP_STATUS_BY_KIND, newId, type ErrorCode } from '@airlock/domain';
 import {
@@ -21,11 +21,8 @@ import {
 } from '../testing/harness.js';
 
 /** Pinned so that tests can sign tokens with the broker's own key (see auth.test.ts). */
-const MASTER_KEY = vi.hoisted(() => Buffer.alloc(32, 0x3c).toString('base64'));
-vi.mock('@airlock/crypto', async (importOriginal) => ({
-  ...(await importOriginal<Record<string, unknown>>()),
-  generateMasterKey: () => MASTER_KEY,
-}));
+const MASTER_KEY = Buffer.alloc(32, 0x3c).toString('base64');
+
 const signingKeys = deriveEd25519KeyPair(parseMasterKey(MASTER_KEY), 'access-tokens');
 
 const BODY_LIMIT = 4096;
@@ -242,7 +239,7 @@ describe('bad input', () => {
     new Date(t.clock.now().getTime() + minutes * 60_000).toISOString();
 
   beforeAll(async () => {
-    t = await createTestBroker({ config: { bodyLimitBytes: BODY_LIMIT } });
+    t = await createTestBroker({ masterKey: MASTER_KEY, config: { bodyLimitBytes: BODY_LIMIT } });
     vendor = await t.user('vera', ['vendor'], { organization: 'Nordwerk Automation' });
     otherVendor = await t.user('otto', ['vendor'], { organization: 'Other GmbH' });
     approver = await t.user('alice', ['approver']);

@@ -63,7 +63,13 @@ export interface TestBroker {
 }
 
 export async function createTestBroker(
-  options: { jobs?: JobTransport; config?: Partial<AirlockConfig>; start?: Date | string } = {},
+  options: {
+    /** Base64; pin it to derive the broker's own keys in a test (e.g. to sign tokens). Random by default. */
+    masterKey?: string;
+    jobs?: JobTransport;
+    config?: Partial<AirlockConfig>;
+    start?: Date | string;
+  } = {},
 ): Promise<TestBroker> {
   const db = await createTestDatabase();
   const clock = new ManualClock(options.start ?? '2026-03-02T08:00:00.000Z');
@@ -80,7 +86,7 @@ export async function createTestBroker(
     pool: db.pool,
     clock,
     log: createLogger('silent'),
-    masterKey: parseMasterKey(generateMasterKey()),
+    masterKey: parseMasterKey(options.masterKey ?? generateMasterKey()),
     defaultMetrics: false,
   });
   const jobs = createLifecycleRunner(ctx, {

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base32Decode, base32Encode, deriveEd25519KeyPair, parseMasterKey } from '@airlock/crypto';
 import { ERROR_CATALOGUE, newId, type ErrorCode } from '@airlock/domain';
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../context-factory.js';
@@ -26,15 +26,11 @@ import {
 } from '../../testing/harness.js';
 
 /**
- * The harness draws a random master key; this file pins it so the tests can
- * derive the broker's real token-signing key. Only then does a token with a
+ * The harness draws a random master key; this file pins one (createTestBroker's
+ * `masterKey`) so the tests can derive the broker's real token-signing key. Only then does a token with a
  * wrong audience or issuer differ from a forged one in that single respect.
  */
-const MASTER_KEY = vi.hoisted(() => Buffer.alloc(32, 0x5a).toString('base64'));
-vi.mock('@airlock/crypto', async (importOriginal) => ({
-  ...(await importOriginal<Record<string, unknown>>()),
-  generateMasterKey: () => MASTER_KEY,
-}));
+const MASTER_KEY = Buffer.alloc(32, 0x5a).toString('base64');
 
 const signingKeys = deriveEd25519KeyPair(parseMasterKey(MASTER_KEY), 'access-tokens');
 const LOCKOUT_THRESHOLD = 5;
@@ -149,7 +145,7 @@ describe('identity', () => {
   }
 
   beforeAll(async () => {
-    t = await createTestBroker();
+    t = await createTestBroker({ masterKey: MASTER_KEY });
     const spec = await t.call('GET', '/api/v1/openapi.json');
     expect(spec.status).toBe(200);
     const publicRoutes = new Set(['POST /api/v1/auth/login', 'GET /healthz', 'GET /readyz']);
@@ -644,7 +640,10 @@ describe('identity', () => {
     });
 
     it('refuses an expired token and refreshes a live one (short token lifetime)', async () => {
-      const short = await createTestBroker({ config: { accessTokenTtlSeconds: 60 } });
+      const short = await createTestBroker({
+        masterKey: MASTER_KEY,
+        config: { accessTokenTtlSeconds: 60 },
+      });
       try {
         const created = await short.call('POST', '/api/v1/users', {
           token: short.admin.token,

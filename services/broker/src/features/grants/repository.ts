@@ -1,3 +1,4 @@
+import type { Visibility } from '../../visibility.js';
 import type { Queryable } from '@airlock/db';
 import { AppError, type Capability } from '@airlock/domain';
 
@@ -95,8 +96,7 @@ export interface GrantFilter {
   readonly assetId?: string | undefined;
   /** Only grants in force at this instant (inside the window, not revoked). */
   readonly activeAt?: Date | undefined;
-  readonly visibleTo?:
-    { readonly userId: string | null; readonly zoneIds: readonly string[] } | undefined;
+  readonly visibleTo?: Visibility | undefined;
   readonly limit?: number;
 }
 

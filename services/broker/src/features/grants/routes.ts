@@ -1,6 +1,7 @@
 import { AppError, GRANT_STATUSES, grantStatusAt } from '@airlock/domain';
 import { Type } from 'typebox';
 import type { BrokerContext } from '../../context.js';
+import { visibilityOf } from '../../visibility.js';
 import type { App } from '../../http/app-types.js';
 import { authenticate, principalOf } from '../../http/authenticate.js';
 import {
@@ -12,7 +13,6 @@ import {
   Timestamp,
   literalUnion,
 } from '../../http/schemas.js';
-import { requestVisibility } from '../requests/service.js';
 import { CapabilitySchema } from '../zones/schemas.js';
 import { findGrants, type GrantRecord } from './repository.js';
 import { revokeGrant } from './service.js';
@@ -76,16 +76,13 @@ export function grantRoutes(app: App, ctx: BrokerContext): void {
     },
     async (request) => {
       const principal = principalOf(request);
-      const visibility = await requestVisibility(ctx, principal);
+      const visibility = await visibilityOf(ctx, principal);
       const now = ctx.clock.now();
       const grants = await findGrants(ctx.pool, {
         userId: request.query.userId,
         assetId: request.query.assetId,
         activeAt: request.query.status === 'active' ? now : undefined,
-        visibleTo:
-          visibility === undefined
-            ? undefined
-            : { userId: visibility.requesterId, zoneIds: visibility.zoneIds },
+        visibleTo: visibility,
       });
       const views = grants.map((g) => grantView(g, now));
       return {
@@ -109,13 +106,10 @@ export function grantRoutes(app: App, ctx: BrokerContext): void {
     },
     async (request) => {
       const principal = principalOf(request);
-      const visibility = await requestVisibility(ctx, principal);
+      const visibility = await visibilityOf(ctx, principal);
       const [grant] = await findGrants(ctx.pool, {
         ids: [request.params.id],
-        visibleTo:
-          visibility === undefined
-            ? undefined
-            : { userId: visibility.requesterId, zoneIds: visibility.zoneIds },
+        visibleTo: visibility,
       });
       if (grant === undefined) throw new AppError('grant.not_found', { id: request.params.id });
       return grantView(grant, ctx.clock.now());

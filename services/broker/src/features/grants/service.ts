@@ -5,8 +5,8 @@ import { audit, auditAlone } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
 import { sendSessionSignal } from '../../gateway/signals.js';
 import { notifyUsers } from '../../notifications/notify.js';
-import { actorOf, hasRole, type Principal } from '../../principal.js';
-import { zonesApprovedBy } from '../zones/repository.js';
+import { actorOf, type Principal } from '../../principal.js';
+import { requireZoneControl } from '../../visibility.js';
 import {
   getGrant,
   insertGrant,
@@ -112,12 +112,7 @@ export async function revokeGrant(
     return await withTransaction(ctx.pool, async (client) => {
       const grant = await getGrant(client, grantId, { forUpdate: true });
       const now = ctx.clock.now();
-      if (!hasRole(principal, 'admin')) {
-        const zones = hasRole(principal, 'approver')
-          ? await zonesApprovedBy(client, principal.userId)
-          : [];
-        if (!zones.includes(grant.zoneId)) throw new AppError('access_request.not_zone_approver');
-      }
+      await requireZoneControl(client, principal, grant.zoneId);
       const status = grantStatusAt(grant, now);
       if (status === 'revoked') throw new AppError('grant.already_revoked');
       if (status === 'expired') throw new AppError('grant.already_expired');

@@ -1,3 +1,4 @@
+import type { Visibility } from '../../visibility.js';
 import type { Queryable } from '@airlock/db';
 import {
   AppError,
@@ -122,8 +123,7 @@ export interface RequestFilter {
   readonly ids?: readonly string[];
   readonly status?: RequestStatus | undefined;
   /** Restricts to what a principal may see: own requests and/or requests touching these zones. */
-  readonly visibleTo?:
-    { readonly requesterId: string | null; readonly zoneIds: readonly string[] } | undefined;
+  readonly visibleTo?: Visibility | undefined;
   readonly limit?: number;
 }
 
@@ -147,7 +147,7 @@ export async function findRequests(
       filter.ids === undefined ? null : [...filter.ids],
       filter.status ?? null,
       filter.visibleTo !== undefined,
-      filter.visibleTo?.requesterId ?? null,
+      filter.visibleTo?.userId ?? null,
       filter.visibleTo?.zoneIds ?? [],
       filter.limit ?? 500,
     ],

@@ -1,6 +1,7 @@
 import { AppError, REQUEST_STATUSES } from '@airlock/domain';
 import { Type } from 'typebox';
 import type { BrokerContext } from '../../context.js';
+import { visibilityOf } from '../../visibility.js';
 import type { App } from '../../http/app-types.js';
 import { authenticate, principalOf } from '../../http/authenticate.js';
 import {
@@ -14,13 +15,7 @@ import {
 } from '../../http/schemas.js';
 import { CapabilitySchema } from '../zones/schemas.js';
 import { findRequests, type AccessRequestRecord } from './repository.js';
-import {
-  approveRequest,
-  cancelRequest,
-  denyRequest,
-  fileRequest,
-  requestVisibility,
-} from './service.js';
+import { approveRequest, cancelRequest, denyRequest, fileRequest } from './service.js';
 
 const StatusSchema = literalUnion(REQUEST_STATUSES);
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
@@ -171,7 +166,7 @@ export function requestRoutes(app: App, ctx: BrokerContext): void {
       const principal = principalOf(request);
       const requests = await findRequests(ctx.pool, {
         status: request.query.status,
-        visibleTo: await requestVisibility(ctx, principal),
+        visibleTo: await visibilityOf(ctx, principal),
         limit: request.query.limit ?? 100,
       });
       return { requests: requests.map(requestView) };
@@ -192,7 +187,7 @@ export function requestRoutes(app: App, ctx: BrokerContext): void {
       const principal = principalOf(request);
       const [found] = await findRequests(ctx.pool, {
         ids: [request.params.id],
-        visibleTo: await requestVisibility(ctx, principal),
+        visibleTo: await visibilityOf(ctx, principal),
       });
       if (found === undefined) {
         throw new AppError('access_request.not_found', { id: request.params.id });

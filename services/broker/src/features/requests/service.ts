@@ -15,6 +15,7 @@ import {
 import { cancelJobs, scheduleJob, type JobHandler } from '@airlock/jobs';
 import { audit, auditAlone } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
+import { visibilityOf } from '../../visibility.js';
 import { notifyUsers } from '../../notifications/notify.js';
 import { actorOf, hasRole, type Principal } from '../../principal.js';
 import { findAssetsByIds } from '../assets/repository.js';
@@ -42,20 +43,6 @@ export interface NewAccessRequest {
   readonly capabilities?: readonly Capability[] | undefined;
 }
 
-/** Which requests a principal may see: admins and auditors all; vendors their own; approvers their zones'. */
-export async function requestVisibility(
-  ctx: BrokerContext,
-  principal: Principal,
-): Promise<{ requesterId: string | null; zoneIds: readonly string[] } | undefined> {
-  if (hasRole(principal, 'admin', 'auditor')) return undefined;
-  return {
-    requesterId: hasRole(principal, 'vendor') ? principal.userId : null,
-    zoneIds: hasRole(principal, 'approver')
-      ? await zonesApprovedBy(ctx.pool, principal.userId)
-      : [],
-  };
-}
-
 export async function getVisibleRequest(
   ctx: BrokerContext,
   principal: Principal,
@@ -63,7 +50,7 @@ export async function getVisibleRequest(
 ): Promise<AccessRequestRecord> {
   const [request] = await findRequests(ctx.pool, {
     ids: [id],
-    visibleTo: await requestVisibility(ctx, principal),
+    visibleTo: await visibilityOf(ctx, principal),
   });
   // Invisible and absent look the same: IDs of others' requests reveal nothing.
   if (request === undefined) throw new AppError('access_request.not_found', { id });

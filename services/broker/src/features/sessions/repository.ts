@@ -1,3 +1,4 @@
+import type { Visibility } from '../../visibility.js';
 import type { Queryable } from '@airlock/db';
 import { AppError, type SessionEndReason } from '@airlock/domain';
 
@@ -143,8 +144,7 @@ export interface SessionFilter {
   readonly endReason?: string | undefined;
   readonly from?: Date | undefined;
   readonly to?: Date | undefined;
-  readonly visibleTo?:
-    { readonly userId: string | null; readonly zoneIds: readonly string[] } | undefined;
+  readonly visibleTo?: Visibility | undefined;
   readonly limit?: number;
 }
 

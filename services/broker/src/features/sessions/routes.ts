@@ -10,6 +10,7 @@ import {
 import { Type } from 'typebox';
 import { audit } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
+import { requireZoneControl, visibilityOf } from '../../visibility.js';
 import { sendSessionSignal } from '../../gateway/signals.js';
 import type { App } from '../../http/app-types.js';
 import { authenticate, principalOf } from '../../http/authenticate.js';
@@ -21,9 +22,7 @@ import {
   strictObject,
   Timestamp,
 } from '../../http/schemas.js';
-import { actorOf, hasRole } from '../../principal.js';
-import { requestVisibility } from '../requests/service.js';
-import { zonesApprovedBy } from '../zones/repository.js';
+import { actorOf } from '../../principal.js';
 import {
   findCommands,
   findSessions,
@@ -104,11 +103,6 @@ function commandView(c: CommandRecord) {
   };
 }
 
-async function visibility(ctx: BrokerContext, principal: ReturnType<typeof principalOf>) {
-  const v = await requestVisibility(ctx, principal);
-  return v === undefined ? undefined : { userId: v.requesterId, zoneIds: v.zoneIds };
-}
-
 export function sessionRoutes(app: App, ctx: BrokerContext): void {
   const signedIn = authenticate(ctx);
 
@@ -142,7 +136,7 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
         endReason: q.endReason,
         from: q.from === undefined ? undefined : new Date(q.from),
         to: q.to === undefined ? undefined : new Date(q.to),
-        visibleTo: await visibility(ctx, principalOf(request)),
+        visibleTo: await visibilityOf(ctx, principalOf(request)),
         limit: q.limit ?? 100,
       });
       return { sessions: sessions.map(sessionView) };
@@ -161,7 +155,11 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
     },
     async (request) =>
       sessionView(
-        await getSession(ctx.pool, request.params.id, await visibility(ctx, principalOf(request))),
+        await getSession(
+          ctx.pool,
+          request.params.id,
+          await visibilityOf(ctx, principalOf(request)),
+        ),
       ),
   );
 
@@ -176,7 +174,7 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
       },
     },
     async (request) => {
-      const v = await visibility(ctx, principalOf(request));
+      const v = await visibilityOf(ctx, principalOf(request));
       await getSession(ctx.pool, request.params.id, v);
       return {
         commands: (
@@ -208,7 +206,7 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
       const session = await getSession(
         ctx.pool,
         request.params.id,
-        await visibility(ctx, principalOf(request)),
+        await visibilityOf(ctx, principalOf(request)),
       );
       const { rows } = await ctx.pool.query<{ channel: number; data: Buffer }>(
         `select channel, data from session_chunks where session_id = $1 and kind = 'r' order by seq limit 1`,
@@ -285,12 +283,7 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
     async (request, reply) => {
       const principal = principalOf(request);
       const session = await getSession(ctx.pool, request.params.id);
-      if (
-        !hasRole(principal, 'admin') &&
-        !(await zonesApprovedBy(ctx.pool, principal.userId)).includes(session.zoneId)
-      ) {
-        throw new AppError('access_request.not_zone_approver');
-      }
+      await requireZoneControl(ctx.pool, principal, session.zoneId);
       if (session.endedAt !== null) throw new AppError('session.already_ended');
       await withTransaction(ctx.pool, async (client) => {
         await audit(client, ctx, {
@@ -335,7 +328,7 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
         userId: q.userId,
         from: q.from === undefined ? undefined : new Date(q.from),
         to: q.to === undefined ? undefined : new Date(q.to),
-        visibleTo: await visibility(ctx, principalOf(request)),
+        visibleTo: await visibilityOf(ctx, principalOf(request)),
         limit: q.limit ?? 200,
       });
       return { commands: commands.map(commandView) };
