@@ -1,4 +1,4 @@
-import { AppError, REQUEST_STATUSES } from '@airlock/domain';
+import { REQUEST_STATUSES } from '@airlock/domain';
 import { Type } from 'typebox';
 import type { BrokerContext } from '../../context.js';
 import { visibilityOf } from '../../visibility.js';
@@ -15,7 +15,13 @@ import {
 } from '../../http/schemas.js';
 import { CapabilitySchema } from '../zones/schemas.js';
 import { findRequests, type AccessRequestRecord } from './repository.js';
-import { approveRequest, cancelRequest, denyRequest, fileRequest } from './service.js';
+import {
+  approveRequest,
+  cancelRequest,
+  denyRequest,
+  fileRequest,
+  getVisibleRequest,
+} from './service.js';
 
 const StatusSchema = literalUnion(REQUEST_STATUSES);
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
@@ -183,17 +189,8 @@ export function requestRoutes(app: App, ctx: BrokerContext): void {
         response: { 200: RequestSchema, ...errorResponses },
       },
     },
-    async (request) => {
-      const principal = principalOf(request);
-      const [found] = await findRequests(ctx.pool, {
-        ids: [request.params.id],
-        visibleTo: await visibilityOf(ctx, principal),
-      });
-      if (found === undefined) {
-        throw new AppError('access_request.not_found', { id: request.params.id });
-      }
-      return requestView(found);
-    },
+    async (request) =>
+      requestView(await getVisibleRequest(ctx, principalOf(request), request.params.id)),
   );
 
   app.post(
