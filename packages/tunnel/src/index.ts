@@ -1,0 +1,3 @@
+export * from './protocol.js';
+export * from './tokens.js';
+export * from './transport.js';
