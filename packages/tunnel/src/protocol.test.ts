@@ -62,7 +62,9 @@ describe('control protocol', () => {
     for (const frame of bad)
       expect(() => parseBrokerMessage(frame), frame.slice(0, 80)).toThrow(TunnelProtocolError);
     expect(() =>
-      parseConnectorMessage(JSON.stringify({ type: 'refused', streamId: open.streamId, code: 'x' })),
+      parseConnectorMessage(
+        JSON.stringify({ type: 'refused', streamId: open.streamId, code: 'x' }),
+      ),
     ).toThrow(TunnelProtocolError);
     expect(() => parseConnectorMessage(JSON.stringify(open))).toThrow(TunnelProtocolError);
   });
@@ -79,7 +81,9 @@ describe('control protocol', () => {
 
 describe('broker URL policy', () => {
   it('allows https anywhere and plain http on loopback only', () => {
-    expect(checkBrokerUrl('https://broker.example:8443/').href).toBe('https://broker.example:8443/');
+    expect(checkBrokerUrl('https://broker.example:8443/').href).toBe(
+      'https://broker.example:8443/',
+    );
     for (const ok of ['http://127.0.0.1:8080', 'http://localhost:1', 'http://[::1]:8080'])
       expect(() => checkBrokerUrl(ok)).not.toThrow();
     for (const bad of [

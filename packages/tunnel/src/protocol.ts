@@ -152,7 +152,8 @@ function urlList(o: Json, key: string): string[] {
   if (!Array.isArray(v) || v.length > 64)
     throw new TunnelProtocolError(`${key} must be a list of at most 64 URLs`);
   return v.map((u) => {
-    if (typeof u !== 'string' || u.length > 2048) throw new TunnelProtocolError(`${key}: not a URL`);
+    if (typeof u !== 'string' || u.length > 2048)
+      throw new TunnelProtocolError(`${key}: not a URL`);
     let parsed: URL;
     try {
       parsed = new URL(u);

@@ -88,7 +88,9 @@ describe('connector assertions', () => {
     ).toBe('claims');
     expect(
       await refusedWith(
-        verify(await signAssertion({ ...base, privateKey: connector.privateKey, ttlSeconds: 3600 })),
+        verify(
+          await signAssertion({ ...base, privateKey: connector.privateKey, ttlSeconds: 3600 }),
+        ),
       ),
     ).not.toBeNull();
     expect(
@@ -156,7 +158,11 @@ describe('grant tokens', () => {
     const token = await signGrantToken(broker.privateKey, claims, NOW);
     expect(
       await refusedWith(
-        verifyGrantToken(token, { publicKey: pinned, zoneId: 'zon_bbbbbbbbbbbbbbbbbbbb', now: NOW }),
+        verifyGrantToken(token, {
+          publicKey: pinned,
+          zoneId: 'zon_bbbbbbbbbbbbbbbbbbbb',
+          now: NOW,
+        }),
       ),
     ).toBe('claims');
     const forged = await signGrantToken(generateKeyPairSync('ed25519').privateKey, claims, NOW);
@@ -178,6 +184,10 @@ describe('grant tokens', () => {
 
   it('names the deployment by its key thumbprint', async () => {
     expect(await brokerAudience(broker.publicKey)).toMatch(/^airlock:[A-Za-z0-9_-]{43}$/);
-    expect(() => publicKeyFromPem(publicKeyToPem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey))).toThrow();
+    expect(() =>
+      publicKeyFromPem(
+        publicKeyToPem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey),
+      ),
+    ).toThrow();
   });
 });

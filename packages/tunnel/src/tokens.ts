@@ -27,12 +27,7 @@ const CLOCK_TOLERANCE_SECONDS = 5;
 export const GRANT_TOKEN_ISSUER = 'airlock-broker';
 
 export type TokenRefusal =
-  | 'malformed'
-  | 'signature'
-  | 'expired'
-  | 'claims'
-  | 'replayed'
-  | 'unknown_connector';
+  'malformed' | 'signature' | 'expired' | 'claims' | 'replayed' | 'unknown_connector';
 
 /** Why a token was refused; `reason` is for the audit trail, never for the peer. */
 export class TokenRefusedError extends Error {
@@ -126,7 +121,10 @@ export function assertionSubject(token: string): string {
     if (typeof sub !== 'string' || !/^con_[0-9a-z]{20}$/.test(sub)) throw new Error('no sub');
     return sub;
   } catch (err) {
-    throw new TokenRefusedError('malformed', `the assertion is malformed: ${(err as Error).message}`);
+    throw new TokenRefusedError(
+      'malformed',
+      `the assertion is malformed: ${(err as Error).message}`,
+    );
   }
 }
 
