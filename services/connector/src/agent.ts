@@ -22,6 +22,7 @@ import {
   TokenRefusedError,
   TunnelProtocolError,
   verifyGrantToken,
+  webSocketStream,
   webSocketUrl,
   type AssetEndpoint,
   type BrokerMessage,
@@ -29,7 +30,7 @@ import {
   type RefusalCode,
 } from '@airlock/tunnel';
 import type { Logger } from 'pino';
-import { createWebSocketStream, WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import type { ConnectorAuditLog } from './audit-log.js';
 import type { ConnectorIdentity } from './identity.js';
 import type { TlsClientOptions } from './tls.js';
@@ -403,11 +404,13 @@ export class ConnectorAgent {
    * broker reads as "the asset closed", not as a lost connector.
    */
   #carry(socket: Socket, ws: WebSocket, done: () => void): void {
-    const duplex = createWebSocketStream(ws);
+    const duplex = webSocketStream(ws, { onAbnormalClose: () => socket.destroy() });
     duplex.on('error', () => socket.destroy());
+    // pipe() half-closes: the asset's FIN becomes `eof`, the broker's `eof` a FIN to the asset.
     socket.pipe(duplex);
     duplex.pipe(socket);
     socket.once('close', () => {
+      // The asset reset or vanished: end our side cleanly, it is not the connector failing.
       if (!duplex.writableEnded) duplex.end();
       done();
     });
@@ -416,7 +419,8 @@ export class ConnectorAgent {
 
 function dialAsset(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, timeout: DIAL_TIMEOUT_MS });
+    // Half-open allowed: the asset's FIN is passed on, and its answer to ours still flows.
+    const socket = connect({ host, port, timeout: DIAL_TIMEOUT_MS, allowHalfOpen: true });
     socket.setNoDelay(true);
     socket.once('connect', () => {
       socket.setTimeout(0);

@@ -26,11 +26,12 @@ import {
   STREAM_PATH_PREFIX,
   TokenRefusedError,
   verifyAssertion,
+  webSocketStream,
   type AssertionPurpose,
   type AssetEndpoint,
   type BrokerMessage,
 } from '@airlock/tunnel';
-import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { audit, auditAlone } from '../audit.js';
 import type { BrokerContext } from '../context.js';
 import type { AssetRecord } from '../features/assets/repository.js';
@@ -170,7 +171,14 @@ export class ConnectorHub {
   async start(instanceId: string): Promise<void> {
     this.#instanceId = instanceId;
     await advertiseReplicaUrl(this.#ctx.pool, instanceId, this.#options.advertisedUrl);
-    const heartbeat = setInterval(() => this.#heartbeat(), this.#options.heartbeatMs);
+    const heartbeat = setInterval(() => this.#ping(), this.#options.heartbeatMs);
+    // Checked four times per interval, so a silent link is declared lost within
+    // two intervals of its last pong, not up to three.
+    const watchdog = setInterval(
+      () => this.#checkLiveness(),
+      Math.max(25, Math.floor(this.#options.heartbeatMs / 4)),
+    );
+    watchdog.unref();
     const refresh = setInterval(
       () =>
         void this.#refresh().catch((err: unknown) =>
@@ -180,7 +188,7 @@ export class ConnectorHub {
     );
     heartbeat.unref();
     refresh.unref();
-    this.#timers = [heartbeat, refresh];
+    this.#timers = [heartbeat, watchdog, refresh];
   }
 
   /** Connectors with a live control link to this replica. */
@@ -475,19 +483,26 @@ export class ConnectorHub {
       );
   }
 
-  #heartbeat(): void {
-    const nowMs = performance.now();
+  #ping(): void {
     for (const link of this.#allLinks()) {
-      if (nowMs - link.lastPongMs > 2 * this.#options.heartbeatMs) {
-        void this.#linkLost(link, 'heartbeat_timeout');
-        continue;
-      }
       try {
         link.ws.ping();
       } catch {
         void this.#linkLost(link, 'closed');
       }
     }
+  }
+
+  /**
+   * A link with no pong for 1.75 intervals has missed its last ping by more
+   * than most of an interval; checked every quarter interval, it is declared
+   * lost at most two intervals after it fell silent.
+   */
+  #checkLiveness(): void {
+    const nowMs = performance.now();
+    for (const link of this.#allLinks())
+      if (nowMs - link.lastPongMs > 1.75 * this.#options.heartbeatMs)
+        void this.#linkLost(link, 'heartbeat_timeout');
   }
 
   /**
@@ -669,29 +684,19 @@ export class ConnectorHub {
       pending.reject(new AssetConnectionError('unreachable', 'the connector link was lost'));
       return;
     }
-    const duplex = createWebSocketStream(ws);
-    // ws terminates the socket when the duplex is destroyed: note that we did, so
-    // that an abnormal close of our own making is not taken for a lost connector.
-    let closedHere = false;
-    const destroy = duplex._destroy.bind(duplex);
-    duplex._destroy = (err, callback) => {
-      closedHere = true;
-      destroy(err, callback);
+    const stream: CarriedStream = {
+      streamId: pending.streamId,
+      duplex: webSocketStream(ws, {
+        // 1000 means the connector closed the stream because the asset did; anything
+        // else not of our making (1006: its socket vanished; 1001: it went away) is a loss.
+        onAbnormalClose: () =>
+          pending.context.onConnectorLost(`connector ${link.connector.name} dropped the stream`),
+      }),
+      context: pending.context,
     };
-    const final = duplex._final.bind(duplex);
-    duplex._final = (callback) => {
-      closedHere = true;
-      final(callback);
-    };
-    const stream: CarriedStream = { streamId: pending.streamId, duplex, context: pending.context };
+    const { duplex } = stream;
     link.streams.add(stream);
-    ws.on('close', (code) => {
-      link.streams.delete(stream);
-      // 1000: the connector closed the stream because the asset did. Anything
-      // else not of our making (1006: its socket vanished; 1001: it went away).
-      if (code !== 1000 && !closedHere)
-        pending.context.onConnectorLost(`connector ${link.connector.name} dropped the stream`);
-    });
+    ws.once('close', () => link.streams.delete(stream));
     duplex.on('error', () => undefined);
     pending.resolve(duplex);
   }
