@@ -291,7 +291,10 @@ describe('zone connector refusals, against the real broker', () => {
       expect(control.status).toBe(101);
       const opens: { streamId: string }[] = [];
       control.ws!.on('message', (data) => {
-        const message = JSON.parse(String(data)) as { type: string; streamId: string };
+        const message = JSON.parse((data as Buffer).toString('utf8')) as {
+          type: string;
+          streamId: string;
+        };
         if (message.type === 'open') opens.push(message);
       });
 
@@ -322,7 +325,7 @@ describe('zone connector refusals, against the real broker', () => {
           timeoutMs: 30_000,
         },
       );
-      const open = await eventually('an open for zone A', async () => opens[0]);
+      const open = await eventually('an open for zone A', () => Promise.resolve(opens[0]));
 
       // The zone-B connector, with a valid assertion of its own, claims zone A's stream.
       const claim = await upgrade(
@@ -416,7 +419,9 @@ describe('the real connector refuses what a broker should not ask, and says so',
       wss.handleUpgrade(req, socket, head, (ws) => {
         if (req.url === CONTROL_PATH) {
           control = ws;
-          ws.on('message', (data) => fromConnector.push(parseConnectorMessage(String(data))));
+          ws.on('message', (data) =>
+            fromConnector.push(parseConnectorMessage((data as Buffer).toString('utf8'))),
+          );
           ws.send(
             encodeMessage({
               type: 'hello',
@@ -487,18 +492,21 @@ describe('the real connector refuses what a broker should not ask, and says so',
     async () => {
       const good = claims();
       const message = await open(good);
-      const stream = await eventually('the reverse-dialled stream', async () =>
-        streams.get(good.streamId),
+      const stream = await eventually('the reverse-dialled stream', () =>
+        Promise.resolve(streams.get(good.streamId)),
       );
       const echoed = new Promise<string>((resolve) =>
-        stream.once('message', (data) => resolve(String(data))),
+        stream.once('message', (data) => resolve((data as Buffer).toString('utf8'))),
       );
       stream.send(Buffer.from('through-the-connector'), { binary: true });
       expect(await echoed).toBe('through-the-connector');
 
       const cases: { code: string; send: () => Promise<unknown> }[] = [
         // the same open again: its grant token was used
-        { code: 'grant_replayed', send: async () => control!.send(encodeMessage(message)) },
+        {
+          code: 'grant_replayed',
+          send: () => Promise.resolve(control!.send(encodeMessage(message))),
+        },
         // an endpoint outside the zone's list (the asset's other port)
         {
           code: 'asset_not_in_zone',
@@ -527,7 +535,7 @@ describe('the real connector refuses what a broker should not ask, and says so',
       ];
       for (const [i, c] of cases.entries()) {
         await c.send();
-        const reply = await eventually(`refusal ${i + 1}`, async () => fromConnector[i]);
+        const reply = await eventually(`refusal ${i + 1}`, () => Promise.resolve(fromConnector[i]));
         expect(reply.code, `case ${i + 1}`).toBe(c.code);
       }
       const log = readFileSync(join(dir, 'connector', 'audit.log'), 'utf8')

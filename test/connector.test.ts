@@ -369,8 +369,8 @@ describe('zone connector, end to end with real processes', () => {
       const bulk = spawnSsh([...sshArgs(target()), 'cat /dev/zero']);
       bulk.child.stdout!.removeAllListeners('data');
       bulk.child.stdout!.on('data', (chunk: Buffer) => (bulkBytes += chunk.length));
-      await eventually('the bulk transfer to flow', async () =>
-        bulkBytes > 8 * 1024 * 1024 ? true : undefined,
+      await eventually('the bulk transfer to flow', () =>
+        Promise.resolve(bulkBytes > 8 * 1024 * 1024 ? true : undefined),
       );
       const bytesBefore = bulkBytes;
       const loaded = await measure(200);
