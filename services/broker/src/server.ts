@@ -119,7 +119,8 @@ export async function startBroker(options: {
     });
 
     await ensureAdminUser(ctx, print);
-    if (options.demo === true) await seedDemo(ctx, print);
+    if (options.demo === true)
+      await seedDemo(ctx, print, { connectorDataDir: join(config.dataDir, 'connector') });
 
     const jobs = createLifecycleRunner(ctx, { redisUrl });
     cleanups.unshift(async () => jobs.close());

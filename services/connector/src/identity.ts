@@ -5,7 +5,7 @@
  * public key, pinned from then on.
  */
 import { generateKeyPairSync, createPrivateKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -76,6 +76,11 @@ export function loadIdentity(dataDir: string): ConnectorIdentity | null {
 export function storedEnrollmentToken(dataDir: string): string | null {
   const path = join(dataDir, ENROLLMENT_TOKEN_FILE);
   return existsSync(path) ? readFileSync(path, 'utf8').trim() || null : null;
+}
+
+/** Once used, the token is worthless; remove it rather than leave a secret-looking file behind. */
+export function discardStoredEnrollmentToken(dataDir: string): void {
+  rmSync(join(dataDir, ENROLLMENT_TOKEN_FILE), { force: true });
 }
 
 function postJson(

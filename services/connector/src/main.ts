@@ -13,6 +13,7 @@ import { ConnectorAgent } from './agent.js';
 import { ConnectorAuditLog } from './audit-log.js';
 import { ConnectorConfigError, loadConnectorConfig, USAGE } from './config.js';
 import {
+  discardStoredEnrollmentToken,
   enroll,
   EnrollmentError,
   ensureDataDir,
@@ -65,6 +66,7 @@ async function main(): Promise<number> {
       process.stderr.write(`airlock-connector: ${message}\n`);
       return 1;
     }
+    discardStoredEnrollmentToken(config.dataDir);
     auditLog.append('connector.enrolled', {
       connectorId: identity.connectorId,
       zoneId: identity.zoneId,
