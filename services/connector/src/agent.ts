@@ -370,6 +370,8 @@ export class ConnectorAgent {
       const ws = new WebSocket(webSocketUrl(link.url, `${STREAM_PATH_PREFIX}${request.streamId}`), {
         headers: { authorization: `Bearer ${assertion}` },
         perMessageDeflate: false,
+        // One message per event-loop turn, so streams take turns (see the broker's hub).
+        allowSynchronousEvents: false,
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         ...this.options.tls,
       });

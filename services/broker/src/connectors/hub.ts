@@ -133,6 +133,9 @@ export class ConnectorHub {
     noServer: true,
     perMessageDeflate: false,
     maxPayload: MAX_STREAM_FRAME_BYTES,
+    // One stream message per event-loop turn: a bulk stream cannot run the loop
+    // for many frames in a row while another session's keystroke waits.
+    allowSynchronousEvents: false,
   });
   /** Live control links by connector: usually one per connector, more while one is dying or via two URLs. */
   readonly #links = new Map<string, Set<ControlLink>>();
