@@ -477,10 +477,13 @@ export class ConnectorHub {
     if (nowMs - link.lastSeenWrittenMs < LAST_SEEN_WRITE_MS) return;
     link.lastSeenWrittenMs = nowMs;
     this.#ctx.pool
-      .query(`update connectors set last_seen_at = $2 where id = $1`, [
-        link.connector.id,
-        this.#ctx.clock.now(),
-      ])
+      // Also online again: another replica may have marked it offline when its own link dropped.
+      .query(
+        `update connectors set last_seen_at = $2,
+                status = case when status = 'offline' then 'online' else status end
+          where id = $1`,
+        [link.connector.id, this.#ctx.clock.now()],
+      )
       .catch((err: unknown) =>
         this.#ctx.log.warn({ err: (err as Error).message }, 'could not record connector last-seen'),
       );
