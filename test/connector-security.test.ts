@@ -13,11 +13,11 @@ import {
   createPublicKey,
   generateKeyPairSync,
   randomBytes,
+  X509Certificate,
   type KeyObject,
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,6 @@ import {
   CONTROL_PATH,
   encodeMessage,
   ENROLL_PATH,
-  parseConnectorMessage,
   publicKeyToPem,
   signAssertion,
   signGrantToken,
@@ -35,6 +34,7 @@ import {
 } from '@airlock/tunnel';
 import {
   createEmptyDatabase,
+  runProgram,
   runSsh,
   sshArgs,
   startSshd,
@@ -42,7 +42,7 @@ import {
 } from '@airlock/test-support';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import {
   createUser,
   createVendor,
@@ -58,6 +58,12 @@ import {
 import { killBroker, spawnBroker, type BrokerProcess } from './support/broker.js';
 import { runConnector, spawnConnector, type ConnectorProcess } from './support/connector.js';
 import { apiClient, type ApiClient } from './support/http.js';
+import {
+  FAKE_CONNECTOR,
+  FAKE_ZONE,
+  startFakeBroker,
+  type FakeBroker,
+} from './support/fake-broker.js';
 
 const LONG = 120_000;
 
@@ -379,70 +385,27 @@ describe('the real connector refuses what a broker should not ask, and says so',
   let dir = '';
   let echo: Server;
   let echoPort = 0;
-  let http: HttpServer;
-  let brokerUrl = '';
-  const brokerKeys = generateKeyPairSync('ed25519');
-  const ZONE = 'zon_aaaaaaaaaaaaaaaaaaaa';
+  let broker: FakeBroker;
+  const ZONE = FAKE_ZONE;
   const OTHER_ZONE = 'zon_bbbbbbbbbbbbbbbbbbbb';
   const ASSET = 'ast_aaaaaaaaaaaaaaaaaaaa';
-  const CONNECTOR = 'con_aaaaaaaaaaaaaaaaaaaa';
-  let control: WebSocket | null = null;
-  const fromConnector: ConnectorMessage[] = [];
-  const streams = new Map<string, WebSocket>();
   let connector: ConnectorProcess | null = null;
+  const control = (): WebSocket => broker.control()!;
+  let fromConnector: ConnectorMessage[] = [];
+  let streams = new Map<string, WebSocket>();
+  let brokerKeys: FakeBroker['keys'];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'airlock-e2e-fake-broker-'));
     echo = createServer((socket) => socket.pipe(socket));
     await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
     echoPort = (echo.address() as AddressInfo).port;
-    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-    http = createHttpServer((req, res) => {
-      if (req.method === 'POST' && req.url === ENROLL_PATH) {
-        req.resume();
-        res.setHeader('content-type', 'application/json');
-        res.end(
-          JSON.stringify({
-            connectorId: CONNECTOR,
-            zoneId: ZONE,
-            name: 'fake-gw',
-            audience: 'airlock:fake',
-            brokerPublicKey: publicKeyToPem(brokerKeys.publicKey),
-          }),
-        );
-        return;
-      }
-      res.statusCode = 404;
-      res.end();
+    broker = await startFakeBroker({
+      assets: [{ assetId: ASSET, host: '127.0.0.1', ports: [echoPort] }],
     });
-    http.on('upgrade', (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        if (req.url === CONTROL_PATH) {
-          control = ws;
-          ws.on('message', (data) =>
-            fromConnector.push(parseConnectorMessage((data as Buffer).toString('utf8'))),
-          );
-          ws.send(
-            encodeMessage({
-              type: 'hello',
-              protocol: 1,
-              brokerInstance: 'brk_fake',
-              connectorId: CONNECTOR,
-              zoneId: ZONE,
-              heartbeatMs: 5000,
-              replicas: [],
-              assets: [{ assetId: ASSET, host: '127.0.0.1', ports: [echoPort] }],
-            }),
-          );
-        } else if (req.url?.startsWith(STREAM_PATH_PREFIX)) {
-          streams.set(req.url.slice(STREAM_PATH_PREFIX.length), ws);
-        }
-      });
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    brokerUrl = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    ({ fromConnector, streams, keys: brokerKeys } = broker);
     connector = await spawnConnector({
-      brokerUrl,
+      brokerUrl: broker.url,
       dataDir: join(dir, 'connector'),
       enroll: 'alenr_fake',
     });
@@ -450,9 +413,7 @@ describe('the real connector refuses what a broker should not ask, and says so',
 
   afterAll(async () => {
     await connector?.stop('SIGKILL');
-    control?.terminate();
-    for (const ws of streams.values()) ws.terminate();
-    await new Promise((resolve) => http?.close(resolve));
+    await broker?.close();
     await new Promise((resolve) => echo?.close(resolve));
     await rm(dir, { recursive: true, force: true });
   });
@@ -483,7 +444,7 @@ describe('the real connector refuses what a broker should not ask, and says so',
       host: options.request?.host ?? c.host,
       port: options.request?.port ?? c.port,
     };
-    control!.send(encodeMessage(message));
+    control().send(encodeMessage(message));
     return message;
   };
 
@@ -505,7 +466,7 @@ describe('the real connector refuses what a broker should not ask, and says so',
         // the same open again: its grant token was used
         {
           code: 'grant_replayed',
-          send: () => Promise.resolve(control!.send(encodeMessage(message))),
+          send: () => Promise.resolve(control().send(encodeMessage(message))),
         },
         // an endpoint outside the zone's list (the asset's other port)
         {
@@ -549,6 +510,88 @@ describe('the real connector refuses what a broker should not ask, and says so',
       );
       // Nothing was dialled for the refused requests: only the good stream reached the broker.
       expect([...streams.keys()]).toEqual([good.streamId]);
+    },
+    LONG,
+  );
+});
+
+describe('the connector over TLS: CA-verified or pinned, nothing else', () => {
+  let dir = '';
+  let broker: FakeBroker;
+  let certFile = '';
+  let fingerprint = '';
+  const started: ConnectorProcess[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'airlock-e2e-tls-'));
+    certFile = join(dir, 'broker.crt');
+    const keyFile = join(dir, 'broker.key');
+    const made = await runProgram('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ]);
+    if (made.code !== 0) throw new Error(`openssl: ${made.stderr}`);
+    fingerprint = new X509Certificate(readFileSync(certFile)).fingerprint256;
+    broker = await startFakeBroker({
+      assets: [],
+      tls: { key: readFileSync(keyFile), cert: readFileSync(certFile) },
+    });
+  }, LONG);
+
+  afterAll(async () => {
+    for (const c of started) await c.stop('SIGKILL');
+    await broker?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it(
+    'enrols and links with the broker certificate as its trust anchor (and its fingerprint pinned); refuses an untrusted or mismatched certificate',
+    async () => {
+      const untrusted = runConnector({
+        brokerUrl: broker.url,
+        dataDir: join(dir, 'untrusted'),
+        enroll: 'alenr_fake',
+      });
+      expect((await untrusted.exited).code).toBe(1);
+      expect(untrusted.stderr()).toMatch(/self[- ]signed certificate/);
+
+      const wrongPin = runConnector({
+        brokerUrl: broker.url,
+        dataDir: join(dir, 'wrong-pin'),
+        enroll: 'alenr_fake',
+        env: {
+          AIRLOCK_CONNECTOR_CA_FILE: certFile,
+          AIRLOCK_CONNECTOR_PIN_SHA256: Array.from({ length: 32 }, () => 'AB').join(':'),
+        },
+      });
+      expect((await wrongPin.exited).code).toBe(1);
+      expect(wrongPin.stderr()).toContain('is not the pinned');
+
+      const pinned = await spawnConnector({
+        brokerUrl: broker.url,
+        dataDir: join(dir, 'pinned'),
+        enroll: 'alenr_fake',
+        env: { AIRLOCK_CONNECTOR_CA_FILE: certFile, AIRLOCK_CONNECTOR_PIN_SHA256: fingerprint },
+      });
+      started.push(pinned);
+      expect(pinned.connectorId).toBe(FAKE_CONNECTOR);
+      await pinned.waitForOutput(/airlock-connector linked https:\/\/localhost:/);
+      expect(broker.control()).not.toBeNull();
     },
     LONG,
   );

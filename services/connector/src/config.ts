@@ -79,17 +79,14 @@ export function loadConnectorConfig(
     return n;
   };
 
-  let brokerUrl = new URL('http://127.0.0.1:8080');
-  const brokerText = text(flags.broker, 'AIRLOCK_CONNECTOR_BROKER_URL');
-  if (brokerText === undefined)
-    problems.push('--broker (or AIRLOCK_CONNECTOR_BROKER_URL) is required');
-  else {
-    try {
-      brokerUrl = checkBrokerUrl(brokerText);
-    } catch (err) {
-      if (!(err instanceof BrokerUrlError)) throw err;
-      problems.push(`--broker: ${err.message}`);
-    }
+  let brokerUrl = new URL(DEFAULT_BROKER_URL);
+  // Unset: the local development broker (`pnpm start` on its default port).
+  const brokerText = text(flags.broker, 'AIRLOCK_CONNECTOR_BROKER_URL') ?? DEFAULT_BROKER_URL;
+  try {
+    brokerUrl = checkBrokerUrl(brokerText);
+  } catch (err) {
+    if (!(err instanceof BrokerUrlError)) throw err;
+    problems.push(`--broker: ${err.message}`);
   }
 
   let enrollmentToken = text(flags.enroll, 'AIRLOCK_CONNECTOR_ENROLLMENT_TOKEN') ?? null;
