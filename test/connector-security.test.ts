@@ -280,9 +280,23 @@ describe('zone connector refusals, against the real broker', () => {
   it(
     'refuses a connector of another zone claiming a stream, and audits a connector refusing an open',
     async () => {
-      // Zone A is served by a connector played by this test; zone B by another.
-      for (const c of running.splice(0)) await c.stop();
-      await db.query(`update connectors set status = 'disabled' where zone_id = $1`, [zoneA]);
+      // Zone A is served by a connector played by this test; zone B by another. The real
+      // one of zone A is disabled by the admin: every replica drops its link, and its
+      // identity is refused when it dials again.
+      const gw1 = running[0]!;
+      const from = gw1.stdout().length;
+      const disabled = await api.post(
+        `/api/v1/connectors/${gw1.connectorId}/disable`,
+        { reason: 'host retired' },
+        admin.token,
+      );
+      expect(disabled.status).toBe(200);
+      expect(disabled.body.status).toBe('disabled');
+      await gw1.waitForOutput(/"status":401,.*the broker refused the control link/, 30_000, from);
+      await gw1.stop();
+      running.splice(0);
+      const disabledEvents = await auditOf('connector.disabled');
+      expect(disabledEvents.map((e) => e.subjectId)).toEqual([gw1.connectorId]);
       const inA = await enrolByHand(zoneA, 'dosing-gw-9');
       const inB = await enrolByHand(zoneB, 'intake-gw-1');
       const control = await upgrade(

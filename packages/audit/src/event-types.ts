@@ -88,6 +88,10 @@ export const AUDIT_EVENT_TYPES = {
     description:
       'A connector identity assertion was refused: forged, expired, replayed, or of an unknown or unenrolled connector.',
   },
+  'connector.disabled': {
+    code: 'AL2207W',
+    description: 'An admin disabled a connector: its identity is refused from then on.',
+  },
   'connector.stream_refused': {
     code: 'AL2206W',
     description:

@@ -44,6 +44,7 @@ import {
 } from '../gateway/upstream.js';
 import {
   advertiseReplicaUrl,
+  disabledConnectorIds,
   enrolledConnectorIds,
   findConnectorIdentity,
   forgetExpiredAssertions,
@@ -525,7 +526,9 @@ export class ConnectorHub {
     const detail =
       reason === 'heartbeat_timeout'
         ? `connector ${link.connector.name} stopped answering heartbeats`
-        : `the link to connector ${link.connector.name} was lost`;
+        : reason === 'disabled'
+          ? `connector ${link.connector.name} was disabled`
+          : `the link to connector ${link.connector.name} was lost`;
     for (const stream of link.streams) {
       stream.context.onConnectorLost(detail);
       stream.duplex.destroy();
@@ -572,10 +575,16 @@ export class ConnectorHub {
       : [...urls, this.#options.advertisedUrl];
   }
 
-  /** Keeps every link's replica list and zone asset list current; forgets expired assertion ids. */
+  /**
+   * Keeps every link's replica list and zone asset list current, drops the
+   * links of connectors an admin disabled, forgets expired assertion ids.
+   */
   async #refresh(): Promise<void> {
     await forgetExpiredAssertions(this.#ctx.pool, this.#ctx.clock.now());
     if (this.#links.size === 0) return;
+    const disabled = await disabledConnectorIds(this.#ctx.pool, [...this.#links.keys()]);
+    for (const id of disabled)
+      for (const link of this.#links.get(id) ?? []) void this.#linkLost(link, 'disabled');
     const replicas = await this.#replicas();
     const replicasText = JSON.stringify(replicas);
     const zones = new Map<string, AssetEndpoint[]>();

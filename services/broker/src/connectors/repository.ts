@@ -110,3 +110,15 @@ export async function recordSessionConnector(
     [sessionId, connectorId],
   );
 }
+
+/** Which of these connectors an admin has disabled. */
+export async function disabledConnectorIds(
+  db: Queryable,
+  ids: readonly string[],
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `select id from connectors where id = any ($1) and status = 'disabled'`,
+    [ids],
+  );
+  return rows.map((r) => r.id);
+}

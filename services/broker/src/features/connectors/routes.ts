@@ -7,7 +7,14 @@ import { audit, auditAlone } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
 import type { App } from '../../http/app-types.js';
 import { authenticate, principalOf } from '../../http/authenticate.js';
-import { errorResponses, Id, NullableString, strictObject, Timestamp } from '../../http/schemas.js';
+import {
+  errorResponses,
+  Id,
+  IdParams,
+  NullableString,
+  strictObject,
+  Timestamp,
+} from '../../http/schemas.js';
 import { actorOf } from '../../principal.js';
 import { getZone } from '../zones/repository.js';
 
@@ -237,6 +244,45 @@ export function connectorRoutes(app: App, ctx: BrokerContext): void {
         [request.query.zoneId ?? null],
       );
       return { connectors: rows.map(view) };
+    },
+  );
+
+  /**
+   * Takes a connector out of service for good (a stolen or retired host): its
+   * assertions are refused from now on, no stream is offered to it, and every
+   * replica drops its links (and the sessions on them) within a few seconds.
+   * Enrol a new connector to replace it.
+   */
+  app.post(
+    '/api/v1/connectors/:id/disable',
+    {
+      onRequest: authenticate(ctx, { roles: ['admin'] }),
+      schema: {
+        tags: ['connectors'],
+        summary: 'Disable a connector (admin): its identity is refused from now on',
+        params: IdParams('connector'),
+        body: strictObject({ reason: Type.String({ minLength: 1, maxLength: 2000 }) }),
+        response: { 200: ConnectorSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const { id } = request.params;
+      return withTransaction(ctx.pool, async (client) => {
+        const { rows } = await client.query<ConnectorRow>(
+          `update connectors set status = 'disabled' where id = $1 returning *`,
+          [id],
+        );
+        const row = rows[0];
+        if (row === undefined) throw new AppError('connector.not_found', { id });
+        await audit(client, ctx, {
+          type: 'connector.disabled',
+          actor: actorOf(principal),
+          subjectId: id,
+          data: { name: row.name, zoneId: row.zone_id, reason: request.body.reason },
+        });
+        return view(row);
+      });
     },
   );
 }
