@@ -211,6 +211,10 @@ describe('zone connector refusals, against the real broker', () => {
       expect((await reuse.exited).code).toBe(1);
       expect(reuse.stderr()).toContain('enrolment refused (HTTP 401)');
       expect(reuse.stderr()).toContain('already been used');
+      // The refusal is on the connector's side of the record too.
+      expect(readFileSync(join(dir, 'thief', 'audit.log'), 'utf8')).toContain(
+        '"event":"connector.enrollment_refused","broker"',
+      );
 
       const second = await createConnector('dosing-gw-2', zoneA);
       await db.query(
@@ -295,6 +299,9 @@ describe('zone connector refusals, against the real broker', () => {
       await gw1.waitForOutput(/"status":401,.*the broker refused the control link/, 30_000, from);
       await gw1.stop();
       running.splice(0);
+      expect(readFileSync(join(gw1.dataDir, 'audit.log'), 'utf8')).toMatch(
+        /"event":"link\.refused".*"status":401/,
+      );
       const disabledEvents = await auditOf('connector.disabled');
       expect(disabledEvents.map((e) => e.subjectId)).toEqual([gw1.connectorId]);
       const inA = await enrolByHand(zoneA, 'dosing-gw-9');

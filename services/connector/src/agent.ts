@@ -124,6 +124,8 @@ class BrokerLink {
         { broker: this.url.href, status: res.statusCode },
         'the broker refused the control link',
       );
+      // 401: the broker no longer accepts this identity (disabled, or a clock far off).
+      options.auditLog.append('link.refused', { broker: this.url.href, status: res.statusCode });
       res.resume();
       ws.terminate();
     });

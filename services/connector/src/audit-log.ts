@@ -7,7 +7,12 @@
 import { appendFileSync } from 'node:fs';
 
 export type ConnectorAuditEvent =
-  'connector.enrolled' | 'stream.opened' | 'stream.closed' | 'stream.refused';
+  | 'connector.enrolled'
+  | 'connector.enrollment_refused'
+  | 'link.refused'
+  | 'stream.opened'
+  | 'stream.closed'
+  | 'stream.refused';
 
 export class ConnectorAuditLog {
   constructor(readonly path: string) {}

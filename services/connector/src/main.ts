@@ -63,6 +63,11 @@ async function main(): Promise<number> {
       });
     } catch (err) {
       const message = err instanceof EnrollmentError ? err.message : (err as Error).message;
+      auditLog.append('connector.enrollment_refused', {
+        broker: config.brokerUrl.href,
+        code: err instanceof EnrollmentError ? err.code : null,
+        detail: message,
+      });
       process.stderr.write(`airlock-connector: ${message}\n`);
       return 1;
     }
