@@ -55,6 +55,17 @@ export interface AgentOptions {
 
 type OpenRequest = Extract<BrokerMessage, { type: 'open' }>;
 
+/**
+ * RFC 6455 §10.3: client-to-server masking protects proxies from payloads
+ * chosen by hostile browser scripts. The connector is no browser, its bytes
+ * are not attacker-chosen frames for an intermediary to misread, and in
+ * production they travel inside TLS; an all-zero key lets both ends skip the
+ * per-byte XOR (ws does when the key is zero), which matters for bulk streams.
+ */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 /** Jittered exponential backoff ("equal jitter"): half fixed, half random, capped. */
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
@@ -374,6 +385,7 @@ export class ConnectorAgent {
         perMessageDeflate: false,
         // One message per event-loop turn, so streams take turns (see the broker's hub).
         allowSynchronousEvents: false,
+        generateMask: zeroMask,
         handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
         ...this.options.tls,
       });

@@ -77,9 +77,9 @@ interface PendingStream {
   readonly zoneId: string;
   readonly link: ControlLink;
   readonly context: DialContext;
-  readonly resolve: (duplex: Duplex) => void;
+  /** False when the dial already failed (timed out, link lost): the stream is then unwanted. */
+  readonly resolve: (duplex: Duplex) => boolean;
   readonly reject: (err: Error) => void;
-  readonly timer: NodeJS.Timeout;
 }
 
 interface ControlLink {
@@ -160,11 +160,6 @@ export class ConnectorHub {
     this.#audience = brokerAudience(ctx.connectorKeys.publicKey);
   }
 
-  /** The deployment's identity: the audience of every connector assertion. */
-  audience(): Promise<string> {
-    return this.#audience;
-  }
-
   /** Takes WebSocket upgrades on the broker's HTTP server (control and stream paths only). */
   attach(server: Server): void {
     this.#server = server;
@@ -195,11 +190,6 @@ export class ConnectorHub {
     this.#timers = [heartbeat, watchdog, refresh];
   }
 
-  /** Connectors with a live control link to this replica. */
-  connectedIds(): string[] {
-    return [...this.#links.keys()];
-  }
-
   readonly dialer: AssetDialer = {
     dial: (asset, port, context) => this.#dial(asset, port, context),
   };
@@ -208,10 +198,8 @@ export class ConnectorHub {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.#server?.off('upgrade', this.#onUpgrade);
-    for (const pending of this.#pending.values()) {
-      clearTimeout(pending.timer);
+    for (const pending of [...this.#pending.values()])
       pending.reject(new AssetConnectionError('unreachable', 'the broker is shutting down'));
-    }
     this.#pending.clear();
     const links = [...this.#links.values()].flatMap((set) => [...set]);
     await Promise.all(links.map((link) => this.#linkLost(link, 'broker_shutdown')));
@@ -277,8 +265,8 @@ export class ConnectorHub {
         );
         return;
       }
+      // Claimed: no one else may claim it; its timer runs on until the handshake completes.
       this.#pending.delete(streamId);
-      clearTimeout(pending.timer);
       this.#streamServer.handleUpgrade(req, socket, head, (ws) => this.#onStream(pending, ws));
       return;
     }
@@ -445,7 +433,6 @@ export class ConnectorHub {
     const pending = this.#pending.get(message.streamId);
     if (pending === undefined || pending.connectorId !== link.connector.id) return;
     this.#pending.delete(message.streamId);
-    clearTimeout(pending.timer);
     await auditAlone(this.#ctx, {
       type: 'connector.stream_refused',
       actor: { kind: 'connector', id: link.connector.id, ip: link.address },
@@ -536,8 +523,6 @@ export class ConnectorHub {
     link.streams.clear();
     for (const pending of [...this.#pending.values()]) {
       if (pending.link !== link) continue;
-      this.#pending.delete(pending.streamId);
-      clearTimeout(pending.timer);
       pending.reject(new AssetConnectionError('unreachable', detail));
     }
     link.ws.terminate();
@@ -647,24 +632,39 @@ export class ConnectorHub {
       this.#ctx.clock.now(),
     );
     const duplex = await new Promise<Duplex>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      // Settles once: by the stream, a refusal, the link's loss or the timer, whichever is first.
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
         this.#pending.delete(streamId);
-        reject(
-          new AssetConnectionError(
-            'unreachable',
-            `connector ${link.connector.name} did not open the stream in time`,
+        reject(err);
+      };
+      const timer = setTimeout(
+        () =>
+          fail(
+            new AssetConnectionError(
+              'unreachable',
+              `connector ${link.connector.name} did not open the stream in time`,
+            ),
           ),
-        );
-      }, STREAM_CLAIM_TIMEOUT_MS);
+        STREAM_CLAIM_TIMEOUT_MS,
+      );
       this.#pending.set(streamId, {
         streamId,
         connectorId: link.connector.id,
         zoneId: asset.zoneId,
         link,
         context,
-        resolve,
-        reject,
-        timer,
+        resolve: (stream) => {
+          if (settled) return false;
+          settled = true;
+          clearTimeout(timer);
+          resolve(stream);
+          return true;
+        },
+        reject: fail,
       });
       this.#send(link, {
         type: 'open',
@@ -713,6 +713,6 @@ export class ConnectorHub {
     link.streams.add(stream);
     ws.once('close', () => link.streams.delete(stream));
     duplex.on('error', () => undefined);
-    pending.resolve(duplex);
+    if (!pending.resolve(duplex)) duplex.destroy();
   }
 }
