@@ -500,11 +500,14 @@ export class ConnectorHub {
   }
 
   /**
-   * The link is gone (closed, silent for two heartbeats, replaced, shutdown):
+   * The link is gone (closed, silent for two heartbeats, disabled, shutdown):
    * every stream it carried ends `connector_lost` — nothing is resumed — and
    * the loss is recorded. Runs once per link.
    */
-  async #linkLost(link: ControlLink, reason: string): Promise<void> {
+  async #linkLost(
+    link: ControlLink,
+    reason: 'closed' | 'heartbeat_timeout' | 'disabled' | 'broker_shutdown',
+  ): Promise<void> {
     if (link.closed) return;
     link.closed = true;
     const siblings = this.#links.get(link.connector.id);
@@ -540,7 +543,7 @@ export class ConnectorHub {
           type: 'connector.disconnected',
           actor: { kind: 'connector', id: link.connector.id, ip: link.address },
           subjectId: link.connector.id,
-          outcome: reason === 'broker_shutdown' || reason === 'replaced' ? 'success' : 'failure',
+          outcome: reason === 'broker_shutdown' ? 'success' : 'failure',
           data: { reason, instance: this.#instanceId, zoneId: link.connector.zoneId },
         });
       });
