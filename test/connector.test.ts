@@ -395,15 +395,21 @@ describe('zone connector, end to end with real processes', () => {
   );
 
   it(
-    'ends the session connector_lost within two heartbeats when its connector is killed (SIGKILL); a second connector serves new sessions; the killed one reconnects by itself when restarted',
+    "shares sessions between the zone's connectors; SIGKILL of one ends its session connector_lost within two heartbeats while the other's session lives on and serves new ones; the killed one reconnects by itself when restarted",
     async () => {
       const gwB = await startConnector('gw-b', { enroll: true });
       await eventually('both connectors online', async () => {
         const list = await connectorList();
         return list.filter((c) => c.status === 'online').length === 2 ? true : undefined;
       });
+      // Two sessions at once: the zone's two connectors share them.
       const { term, sessionId } = await openShell();
+      const { term: bystander, sessionId: bystanderSession } = await openShell();
       const carrier = (await session(sessionId)).connectorId as string;
+      const otherCarrier = (await session(bystanderSession)).connectorId as string;
+      expect(new Set([carrier, otherCarrier])).toEqual(
+        new Set([...connectors.values()].map((c) => c.connectorId)),
+      );
       const [carrierName, carrierProcess] = [...connectors].find(
         ([, c]) => c.connectorId === carrier,
       )!;
@@ -417,6 +423,12 @@ describe('zone connector, end to end with real processes', () => {
       );
       await term.waitFor('The connection to the zone was lost', 10_000);
       await exitOf(term);
+      // The session on the other connector is untouched.
+      bystander.write('echo still-here\r');
+      await bystander.waitFor(/[\r\n]still-here\r\n/);
+      expect((await session(bystanderSession)).live).toBe(true);
+      bystander.write('exit\r');
+      await exitOf(bystander);
 
       // A new session meanwhile goes through the connector that is left.
       const other = [...connectors.values()].find((c) => c.connectorId !== carrier)!;
