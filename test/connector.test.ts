@@ -237,6 +237,8 @@ describe('zone connector, end to end with real processes', () => {
       );
       expect(online).toMatchObject({ version: '0.1.0', address: '127.0.0.1' });
       expect(online.lastSeenAt).not.toBeNull();
+      const metrics = await api.get('/metrics');
+      expect(String(metrics.body)).toMatch(/^airlock_connector_links 1$/m);
       const audit = expectStatus(
         await api.get(`/api/v1/audit?subjectId=${gwA.connectorId}`, admin.token),
         200,
@@ -335,9 +337,13 @@ describe('zone connector, end to end with real processes', () => {
       ).body.commands as unknown[];
       expect(forwardCommands.length).toBeGreaterThan(0);
 
+      const metrics = String((await api.get('/metrics')).body);
+      const opened = /^airlock_connector_streams_total\{outcome="opened"\} (\d+)$/m.exec(metrics);
+      expect(Number(opened?.[1])).toBeGreaterThanOrEqual(sessions.length);
+
       // The connector's own record of the streams it carried, with the grant and session.
-      const opened = connectorAudit(gwA).filter((l) => l.event === 'stream.opened');
-      for (const s of sessions) expect(opened.some((l) => l.sessionId === s.id)).toBe(true);
+      const carried = connectorAudit(gwA).filter((l) => l.event === 'stream.opened');
+      for (const s of sessions) expect(carried.some((l) => l.sessionId === s.id)).toBe(true);
     },
     LONG,
   );

@@ -355,6 +355,7 @@ export class ConnectorHub {
     const links = this.#links.get(connector.id) ?? new Set<ControlLink>();
     links.add(link);
     this.#links.set(connector.id, links);
+    this.#ctx.metrics.connectorLinks.inc();
 
     ws.on('pong', () => {
       link.lastPongMs = performance.now();
@@ -433,6 +434,7 @@ export class ConnectorHub {
     const pending = this.#pending.get(message.streamId);
     if (pending === undefined || pending.connectorId !== link.connector.id) return;
     this.#pending.delete(message.streamId);
+    this.#ctx.metrics.connectorStreams.inc({ outcome: 'refused' });
     await auditAlone(this.#ctx, {
       type: 'connector.stream_refused',
       actor: { kind: 'connector', id: link.connector.id, ip: link.address },
@@ -510,6 +512,7 @@ export class ConnectorHub {
   ): Promise<void> {
     if (link.closed) return;
     link.closed = true;
+    this.#ctx.metrics.connectorLinks.dec();
     const siblings = this.#links.get(link.connector.id);
     siblings?.delete(link);
     if (siblings?.size === 0) this.#links.delete(link.connector.id);
@@ -520,6 +523,7 @@ export class ConnectorHub {
           ? `connector ${link.connector.name} was disabled`
           : `the link to connector ${link.connector.name} was lost`;
     for (const stream of link.streams) {
+      this.#ctx.metrics.connectorStreams.inc({ outcome: 'lost' });
       stream.context.onConnectorLost(detail);
       stream.duplex.destroy();
     }
@@ -707,8 +711,10 @@ export class ConnectorHub {
       duplex: webSocketStream(ws, {
         // 1000 means the connector closed the stream because the asset did; anything
         // else not of our making (1006: its socket vanished; 1001: it went away) is a loss.
-        onAbnormalClose: () =>
-          pending.context.onConnectorLost(`connector ${link.connector.name} dropped the stream`),
+        onAbnormalClose: () => {
+          this.#ctx.metrics.connectorStreams.inc({ outcome: 'lost' });
+          pending.context.onConnectorLost(`connector ${link.connector.name} dropped the stream`);
+        },
       }),
       context: pending.context,
     };
@@ -716,6 +722,7 @@ export class ConnectorHub {
     link.streams.add(stream);
     ws.once('close', () => link.streams.delete(stream));
     duplex.on('error', () => undefined);
-    if (!pending.resolve(duplex)) duplex.destroy();
+    if (pending.resolve(duplex)) this.#ctx.metrics.connectorStreams.inc({ outcome: 'opened' });
+    else duplex.destroy();
   }
 }

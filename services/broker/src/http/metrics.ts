@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics, one registry per broker instance (tests build several). */
 export interface Metrics {
@@ -7,6 +7,10 @@ export interface Metrics {
   readonly logins: Counter<'outcome'>;
   readonly auditEvents: Counter<'type'>;
   readonly jobs: Counter<'kind' | 'outcome'>;
+  /** Control links of zone connectors to this replica. */
+  readonly connectorLinks: Gauge;
+  /** Streams through connectors: opened, refused (by either side), lost with their connector. */
+  readonly connectorStreams: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -38,6 +42,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'airlock_jobs_total',
       help: 'Lifecycle jobs run, by kind and outcome.',
       labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    connectorLinks: new Gauge({
+      name: 'airlock_connector_links',
+      help: 'Control links of zone connectors to this replica.',
+      registers: [registry],
+    }),
+    connectorStreams: new Counter({
+      name: 'airlock_connector_streams_total',
+      help: 'Streams through zone connectors, by outcome (opened, refused, lost).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };
