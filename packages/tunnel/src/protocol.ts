@@ -31,16 +31,12 @@ export const MAX_CONTROL_FRAME_BYTES = 1024 * 1024;
 export const CLOSE_CODES = {
   /** Normal end: the broker or connector is shutting down. */
   shutdown: 1001,
-  /** A frame was not valid protocol: a bug or an attack, not retried quickly. */
+  /** A frame was not valid protocol: a bug or an attack. */
   protocolError: 1002,
-  /** The peer missed heartbeats. */
+  /** The peer missed heartbeats (sent if the socket still takes it). */
   heartbeatTimeout: 4000,
-  /** The assertion was refused (forged, expired, replayed, unknown or disabled connector). */
+  /** The connector's identity is no longer accepted (disabled by an admin). */
   unauthorized: 4401,
-  /** The stream does not exist, has already been claimed, or belongs to another connector. */
-  streamRefused: 4403,
-  /** The stream was not claimed in time or its dial was abandoned. */
-  streamGone: 4410,
 } as const;
 
 export type CloseCode = (typeof CLOSE_CODES)[keyof typeof CLOSE_CODES];

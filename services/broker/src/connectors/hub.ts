@@ -532,7 +532,19 @@ export class ConnectorHub {
       if (pending.link !== link) continue;
       pending.reject(new AssetConnectionError('unreachable', detail));
     }
-    link.ws.terminate();
+    const closeCode =
+      reason === 'disabled'
+        ? CLOSE_CODES.unauthorized
+        : reason === 'broker_shutdown'
+          ? CLOSE_CODES.shutdown
+          : reason === 'heartbeat_timeout'
+            ? CLOSE_CODES.heartbeatTimeout
+            : null;
+    if (closeCode !== null && link.ws.readyState === link.ws.OPEN) {
+      link.ws.close(closeCode, reason);
+      // A silent peer never answers the close frame.
+      setTimeout(() => link.ws.terminate(), reason === 'heartbeat_timeout' ? 0 : 1_000).unref();
+    } else link.ws.terminate();
     this.#ctx.log.warn({ connectorId: link.connector.id, reason }, 'connector link lost');
     try {
       await withTransaction(this.#ctx.pool, async (client) => {
