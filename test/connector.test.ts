@@ -26,6 +26,7 @@ import {
 } from '@airlock/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  createSshAsset,
   createUser,
   createVendor,
   endedSession,
@@ -344,6 +345,66 @@ describe('zone connector, end to end with real processes', () => {
       // The connector's own record of the streams it carried, with the grant and session.
       const carried = connectorAudit(gwA).filter((l) => l.event === 'stream.opened');
       for (const s of sessions) expect(carried.some((l) => l.sessionId === s.id)).toBe(true);
+    },
+    LONG,
+  );
+
+  it(
+    'records a session through the connector exactly as the same session on the direct path',
+    async () => {
+      // The same sshd, registered a second time in a zone without connectors: dialled directly.
+      const direct = await createSshAsset(api, admin, approver, sshd!, 'ews-direct-01');
+      await grantAccess(api, vera, approver, direct);
+      const marker = randomBytes(4).toString('hex');
+      const command = `printf 'line-%s\\n' ${marker} one two three; echo done`;
+      const run = async (assetName: string) => {
+        const before = new Set((await sessionsOfVera()).map((x) => x.id));
+        const result = await runSsh(
+          [...sshArgs(gatewayTarget(broker!.sshAddress, vera, assetName)), command],
+          { timeoutMs: 30_000 },
+        );
+        expect(result.code, result.stderr).toBe(0);
+        const id = (await sessionsOfVera()).map((x) => x.id).find((x) => !before.has(x))!;
+        await endedSession(api, admin, id);
+        return { id, stdout: result.stdout };
+      };
+      const viaConnector = await run(asset.name);
+      const viaDirect = await run(direct.name);
+      expect(viaConnector.stdout).toBe(viaDirect.stdout);
+      expect((await session(viaConnector.id)).connectorId).toBe(
+        connectors.get('gw-a')!.connectorId,
+      );
+      expect((await session(viaDirect.id)).connectorId).toBeNull();
+
+      /**
+       * What was recorded, without the times, and with consecutive events of one
+       * kind joined (how the asset's output is cut into packets varies on any path).
+       */
+      const recorded = async (id: string) => {
+        const cast = await api.get(`/api/v1/sessions/${id}/recording`, admin.token);
+        expect(cast.status).toBe(200);
+        const events: [string, string][] = [];
+        for (const line of String(cast.body).trim().split('\n').slice(1)) {
+          const [, kind, data] = JSON.parse(line) as [number, string, string];
+          const last = events.at(-1);
+          if (last !== undefined && last[0] === kind) last[1] += data;
+          else events.push([kind, data]);
+        }
+        return events;
+      };
+      const castConnector = await recorded(viaConnector.id);
+      expect(castConnector.map(([, data]) => data).join('')).toContain(`line-${marker}`);
+      expect(castConnector).toEqual(await recorded(viaDirect.id));
+      const commandsOf = async (id: string) =>
+        (
+          expectStatus(
+            await api.get(`/api/v1/sessions/${id}/commands`, admin.token),
+            200,
+            'commands',
+          ).body.commands as { kind: string; command: string; outcome: string }[]
+        ).map((c) => [c.kind, c.command, c.outcome]);
+      expect(await commandsOf(viaConnector.id)).toEqual([['exec', command, 'forwarded']]);
+      expect(await commandsOf(viaConnector.id)).toEqual(await commandsOf(viaDirect.id));
     },
     LONG,
   );
