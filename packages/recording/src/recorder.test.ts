@@ -341,6 +341,19 @@ describe('SessionRecorder failure', () => {
     expect(errors).toHaveLength(1);
   });
 
+  it('after a failure, reports as durable exactly what the store took, head included', async () => {
+    const sink = new ManualSink();
+    const rec = recorder(sink, { maxChunkBytes: 64, minWriteBytes: 1 });
+    rec.on('error', () => undefined);
+    expect(rec.durable).toEqual({ chunks: 0, head: null });
+    rec.record(0, 'o', randomPayload(56)); // chunk 1, written at once
+    const [first] = await sink.complete();
+    rec.record(0, 'o', randomPayload(56)); // chunk 2, whose write fails
+    await sink.fail(new Error('connection terminated'));
+    expect(rec.failed).toBe(true);
+    expect(rec.durable).toEqual({ chunks: 1, head: first?.hash });
+  });
+
   it('fails the same way when the sink throws synchronously, and does not crash without an error listener', async () => {
     const sink: ChunkSink = {
       write() {

@@ -126,6 +126,7 @@ export class SessionRecorder extends EventEmitter {
   #nextSeq = 1;
   #head = RECORDING_GENESIS_HASH;
   #durableSeq = 0;
+  #durableHead = RECORDING_GENESIS_HASH;
   #pendingBytes = 0;
   #lastOffsetMs = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -222,6 +223,18 @@ export class SessionRecorder extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.#waiters.push({ seq, resolve, reject });
     });
+  }
+
+  /**
+   * What is durable so far: the number of chunks written and the hash of the
+   * last of them. After a failure this is the recording's true extent, and
+   * what the session's record must seal (its chunks verify up to here).
+   */
+  get durable(): { chunks: number; head: string | null } {
+    return {
+      chunks: this.#durableSeq,
+      head: this.#durableSeq === 0 ? null : this.#durableHead,
+    };
   }
 
   /** Flushes and stops; later record() calls throw. Returns what to store as the session's recording head. */
@@ -409,7 +422,10 @@ export class SessionRecorder extends EventEmitter {
     this.#writing = false;
     if (this.#failure !== null) return;
     const last = batch.at(-1);
-    if (last !== undefined) this.#durableSeq = last.seq;
+    if (last !== undefined) {
+      this.#durableSeq = last.seq;
+      this.#durableHead = last.hash;
+    }
     this.#pendingBytes -= bytes;
     const waiting = this.#waiters;
     this.#waiters = [];

@@ -726,11 +726,16 @@ export class LiveSession {
     if (this.#upstream !== null) {
       this.#upstream.then((c) => c.end()).catch(() => undefined);
     }
-    let recording: { chunks: number; head: string | null } = { chunks: 0, head: null };
+    let recording: { chunks: number; head: string | null };
     try {
       recording = await this.recorder.close();
     } catch (err) {
-      this.ctx.log.error({ err, sessionId: this.id }, 'recording could not be sealed');
+      // Seal what did reach the store, so that part still verifies.
+      recording = this.recorder.durable;
+      this.ctx.log.error(
+        { err, sessionId: this.id, durableChunks: recording.chunks },
+        'recording could not be completed; sealing the part that is stored',
+      );
     }
     const endedAt = this.ctx.clock.now();
     const record: SessionEndRecord = {
