@@ -45,7 +45,7 @@ import { Session as InspectorSession } from 'node:inspector/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -80,11 +80,13 @@ import {
   type SshGateway,
 } from '../services/broker/src/gateway/server.js';
 import type { App } from '../services/broker/src/http/app-types.js';
+import type { BrokerContext } from '../services/broker/src/context.js';
+import type { AssetDialer } from '../services/broker/src/gateway/upstream.js';
 import { createLogger } from '../services/broker/src/logger.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const OUTPUT_DIR = join(REPO_ROOT, 'test-output');
-const CIPHER = 'aes128-gcm@openssh.com';
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export const OUTPUT_DIR = join(REPO_ROOT, 'test-output');
+export const CIPHER = 'aes128-gcm@openssh.com';
 const TARGETS = {
   throughputRatio: 0.5,
   addedEchoP99Ms: 2,
@@ -92,7 +94,7 @@ const TARGETS = {
 } as const;
 const PHASES = ['memory', 'latency', 'throughput', 'recorder'] as const;
 type Phase = (typeof PHASES)[number];
-const MiB = 1024 * 1024;
+export const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 
@@ -108,7 +110,7 @@ interface Options {
 }
 
 /** "1G", "256M", "512MiB", "1048576": binary units. */
-function parseSize(text: string): number {
+export function parseSize(text: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
   if (match === null) throw new Error(`--size: cannot read "${text}" (try 256M or 1G)`);
   const power = ' kmgt'.indexOf((match[2] ?? '').toLowerCase() || ' ');
@@ -161,20 +163,21 @@ function parseOptions(argv: string[]): Options {
 const startedNs = process.hrtime.bigint();
 const elapsed = (): string =>
   `${(Number(process.hrtime.bigint() - startedNs) / 1e9).toFixed(1).padStart(6)}s`;
-const progress = (message: string): void =>
+export const progress = (message: string): void =>
   void process.stderr.write(`[bench ${elapsed()}] ${message}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const msSince = (t0: bigint, t1 = process.hrtime.bigint()): number => Number(t1 - t0) / 1e6;
-const load = (): [number, number, number] =>
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+export const msSince = (t0: bigint, t1 = process.hrtime.bigint()): number => Number(t1 - t0) / 1e6;
+export const load = (): [number, number, number] =>
   loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
-const loadText = (l: readonly number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
-const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
+export const loadText = (l: readonly number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
+export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
 
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
 }
 
-interface LatencyStats {
+export interface LatencyStats {
   samples: number;
   p50: number;
   p90: number;
@@ -183,7 +186,7 @@ interface LatencyStats {
   mean: number;
 }
 
-function latencyStats(values: readonly number[]): LatencyStats {
+export function latencyStats(values: readonly number[]): LatencyStats {
   const sorted = [...values].sort((a, b) => a - b);
   const mean = sorted.reduce((s, v) => s + v, 0) / sorted.length;
   return {
@@ -196,7 +199,7 @@ function latencyStats(values: readonly number[]): LatencyStats {
   };
 }
 
-function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -212,12 +215,13 @@ const verdict = (ok: boolean): string => (ok ? 'meets target' : 'MISSES target')
 
 /** Undo steps, run last-registered first, each on its own so one failure does not skip the rest. */
 const undo: { name: string; run: () => Promise<unknown> }[] = [];
-const defer = (name: string, run: () => Promise<unknown>): void => void undo.push({ name, run });
-const liveChildren = new Set<ChildProcess>();
+export const defer = (name: string, run: () => Promise<unknown>): void =>
+  void undo.push({ name, run });
+export const liveChildren = new Set<ChildProcess>();
 const livePtys = new Set<Pty>();
 let cleaning: Promise<void> | null = null;
 
-function cleanUp(): Promise<void> {
+export function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     // Clients first, so the broker and sshd see ordinary disconnects.
     for (const child of liveChildren)
@@ -300,7 +304,7 @@ function treePids(root: number): number[] {
   return found;
 }
 
-interface CpuSeconds {
+export interface CpuSeconds {
   /** This process: the broker (the benchmark driver is idle while it measures). */
   broker: number;
   /** ssh clients this process started and reaped (its cutime + cstime). */
@@ -311,7 +315,7 @@ interface CpuSeconds {
   postgres: number | null;
 }
 
-interface CpuProcesses {
+export interface CpuProcesses {
   sshdPid: number;
   postgresPid: number | null;
 }
@@ -322,7 +326,7 @@ interface CpuProcesses {
  * trees are sampled every 100 ms and each process's last reading counted
  * (a process that lives under 100 ms may be missed).
  */
-class CpuMeter {
+export class CpuMeter {
   readonly #trees = new Map<
     'sshd' | 'postgres',
     { root: number | null; seen: Map<string, { base: number; last: number }> }
@@ -408,7 +412,7 @@ function childEnv(): Record<string, string> {
 
 // ---------------------------------------------------------------- broker setup
 
-interface ApiResult<T> {
+export interface ApiResult<T> {
   status: number;
   body: T;
 }
@@ -448,7 +452,7 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-interface Database {
+export interface Database {
   pool: Pool;
   postgresPid: number | null;
   server: 'DATABASE_URL' | 'embedded';
@@ -489,8 +493,20 @@ async function openDatabase(): Promise<Database> {
   return { pool, postgresPid, server };
 }
 
-interface Bench {
+export interface Bench {
   db: Database;
+  ctx: BrokerContext;
+  app: App;
+  /** The HTTP API, in process (app.inject), for further set-up by other benchmarks. */
+  call: <T>(
+    method: 'GET' | 'POST' | 'PUT',
+    url: string,
+    token?: string,
+    body?: object,
+  ) => Promise<ApiResult<T>>;
+  tokens: { admin: string; vendor: string; approver: string };
+  approverId: string;
+  clientKey: string;
   gateway: SshGateway;
   sshd: SshdFixture;
   direct: SshTarget;
@@ -499,7 +515,12 @@ interface Bench {
   cpu: CpuProcesses;
 }
 
-async function setUp(): Promise<Bench> {
+export async function setUp(
+  options: {
+    /** How the gateway reaches assets (default: directly); the HTTP app is built, not listening. */
+    dialer?: (ctx: BrokerContext, app: App) => Promise<AssetDialer>;
+  } = {},
+): Promise<Bench> {
   const db = await openDatabase();
   const adminPassword = randomBytes(18).toString('base64url');
   const config = configForTest({ logLevel: 'warn', adminPassword: new Secret(adminPassword) });
@@ -566,7 +587,11 @@ async function setUp(): Promise<Bench> {
   progress('starting the sshd fixture and the SSH gateway');
   const sshd = await startSshd();
   defer('stop the sshd fixture', () => sshd.stop());
-  const gateway = await startSshGateway(ctx, { host: '127.0.0.1', port: 0 });
+  const gateway = await startSshGateway(ctx, {
+    host: '127.0.0.1',
+    port: 0,
+    ...(options.dialer === undefined ? {} : { dialer: await options.dialer(ctx, app) }),
+  });
   defer('close the SSH gateway', () => gateway.close());
   const keyDir = await mkdtemp(join(tmpdir(), 'airlock-bench-keys-'));
   defer('remove the client key', () => rm(keyDir, { recursive: true, force: true }));
@@ -632,6 +657,12 @@ async function setUp(): Promise<Bench> {
   const extra = ['-o', `Ciphers=${CIPHER}`];
   return {
     db,
+    ctx,
+    app,
+    call,
+    tokens: { admin: admin.token, vendor: vendor.token, approver: approver.token },
+    approverId: approver.id,
+    clientKey: key.privateKeyPath,
     gateway,
     sshd,
     direct: { ...sshd.directTarget, extra },
@@ -691,7 +722,7 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number):
 
 // ---------------------------------------------------------------- 1. throughput
 
-interface TransferRun {
+export interface TransferRun {
   seconds: number;
   mibPerSecond: number;
   load: [number, number, number];
@@ -699,14 +730,16 @@ interface TransferRun {
   session?: { id: string; bytesToClient: number; recordedOutputBytes: number; chunks: number };
 }
 
-async function transfer(
+export async function transfer(
   b: Bench,
   via: 'direct' | 'broker',
   file: string,
   sizeBytes: number,
   profiler: InspectorSession | null,
+  /** Another path through the broker (e.g. through a zone connector). */
+  target?: SshTarget,
 ): Promise<TransferRun> {
-  const args = [...sshArgs(via === 'direct' ? b.direct : b.broker), `cat '${file}'`];
+  const args = [...sshArgs(target ?? (via === 'direct' ? b.direct : b.broker)), `cat '${file}'`];
   const meter = new CpuMeter(b.cpu);
   if (profiler !== null) await profiler.post('Profiler.start');
   const t0 = process.hrtime.bigint();
@@ -739,7 +772,7 @@ async function transfer(
   };
 }
 
-async function makePayload(sshd: SshdFixture, sizeBytes: number): Promise<string> {
+export async function makePayload(sshd: SshdFixture, sizeBytes: number): Promise<string> {
   const file = join(sshd.workDir, 'payload.bin');
   // Random bytes: zeros would flatter TOAST compression of the recording.
   const fd = openSync(file, 'w', 0o644);
@@ -861,7 +894,7 @@ async function openEchoSession(target: SshTarget, mode: 'shell' | 'exec'): Promi
  * path in turn, `gapMs` apart) so that every path sees the same moments of a
  * shared machine's load; one keystroke is in flight at a time.
  */
-async function echoLatencies(
+export async function echoLatencies(
   paths: readonly { target: SshTarget; mode: 'shell' | 'exec' }[],
   samples: number,
   warmup: number,
@@ -1198,12 +1231,12 @@ function summariseProfile(path: string): {
   return { byFunction: top(byFunction, 20), byArea: top(byArea, 15), totalMs: round(totalMs, 1) };
 }
 
-async function versionOf(file: string, args: string[]): Promise<string> {
+export async function versionOf(file: string, args: string[]): Promise<string> {
   const r = await runProgram(file, args).catch(() => null);
   return (r?.stderr || r?.stdout || '').trim().split('\n')[0] ?? '';
 }
 
-function assetLegCipher(): string {
+export function assetLegCipher(): string {
   // SSH takes the client's first cipher that the server also offers (RFC 4253 §7.1);
   // the broker is the client on this leg, with ssh2's defaults.
   const constants = createRequire(new URL('../services/broker/package.json', import.meta.url))(
@@ -1440,14 +1473,23 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (err) {
-  progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-} finally {
-  progress('cleaning up');
-  await cleanUp();
+/**
+ * Runs a benchmark's main with the shared cleanup. Other benchmarks
+ * (bench-connector) import this module for its helpers and call this.
+ */
+export async function runBenchmark(run: () => Promise<number>): Promise<never> {
+  let exitCode = 1;
+  try {
+    exitCode = await run();
+  } catch (err) {
+    progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  } finally {
+    progress('cleaning up');
+    await cleanUp();
+  }
+  // ssh2 keep-alive timers and pool sockets are closed, but do not let a stray handle hold the exit.
+  process.exit(exitCode);
 }
-// ssh2 keep-alive timers and pool sockets are closed, but do not let a stray handle hold the exit.
-process.exit(exitCode);
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  await runBenchmark(main);

@@ -176,7 +176,7 @@ export async function grantAccess(
   vendor: SignedIn,
   approver: SignedIn,
   asset: SshAsset,
-  options: { notAfter?: Date } = {},
+  options: { notAfter?: Date; capabilities?: readonly string[] } = {},
 ): Promise<{ grantId: string; notAfter: Date }> {
   const filed = expectStatus(
     await api.post(
@@ -186,7 +186,7 @@ export async function grantAccess(
         durationMinutes: 120,
         reason: 'Quarterly maintenance of the packaging HMI',
         ticket: 'WO-4711',
-        capabilities: ['shell', 'exec'],
+        capabilities: options.capabilities ?? ['shell', 'exec'],
       },
       vendor.token,
     ),

@@ -79,6 +79,24 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL2203W',
     description: 'A connector link to the broker was lost or closed.',
   },
+  'connector.enrollment_refused': {
+    code: 'AL2204W',
+    description: 'An enrolment was refused: unknown, expired or already used token.',
+  },
+  'connector.assertion_refused': {
+    code: 'AL2205W',
+    description:
+      'A connector identity assertion was refused: forged, expired, replayed, or of an unknown or unenrolled connector.',
+  },
+  'connector.disabled': {
+    code: 'AL2207W',
+    description: 'An admin disabled a connector: its identity is refused from then on.',
+  },
+  'connector.stream_refused': {
+    code: 'AL2206W',
+    description:
+      'A stream through a connector was refused: the connector refused the broker request (grant, zone, window), or a connector claimed a stream of another connector or zone.',
+  },
 
   // access requests and approvals
   'access_request.created': {

@@ -38,6 +38,13 @@ export interface AirlockConfig {
    * a third of it (at most every 5 s), so a live one is never taken for dead.
    */
   readonly instanceStaleSeconds: number;
+  /**
+   * The base URL connectors use to reach this replica (advertised to them in
+   * `broker_instances`). Unset: `http://<bound address>` (fine on loopback only).
+   */
+  readonly publicUrl: string | null;
+  /** Ping interval on connector links; a link silent for two intervals is lost. */
+  readonly connectorHeartbeatMs: number;
 }
 
 export class ConfigError extends Error {
@@ -149,7 +156,13 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     jobPollIntervalMs: int('AIRLOCK_JOB_POLL_INTERVAL_MS', 1000, 50, 60_000),
     minPasswordLength: int('AIRLOCK_MIN_PASSWORD_LENGTH', 12, 8, 128),
     instanceStaleSeconds: int('AIRLOCK_INSTANCE_STALE_SECONDS', 30, 3, 3600),
+    publicUrl: text('AIRLOCK_PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
+    connectorHeartbeatMs: int('AIRLOCK_CONNECTOR_HEARTBEAT_MS', 5000, 100, 60_000),
   };
+  if (config.publicUrl !== null && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(config.publicUrl))
+    problems.push(
+      'AIRLOCK_PUBLIC_URL must be an http:// or https:// URL without query or fragment',
+    );
   if (
     config.adminPassword !== null &&
     config.adminPassword.reveal().length < config.minPasswordLength

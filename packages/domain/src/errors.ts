@@ -139,6 +139,18 @@ export const ERROR_CATALOGUE = {
     kind: 'conflict',
     message: 'A connector named {name} already exists in this zone.',
   },
+  'connector.enrollment_invalid': {
+    kind: 'unauthenticated',
+    message: 'The enrolment token is invalid, has expired or has already been used.',
+  },
+  'connector.public_key_invalid': {
+    kind: 'invalid_argument',
+    message: 'The connector public key must be an Ed25519 key in SPKI PEM.',
+  },
+  'connector.assertion_invalid': {
+    kind: 'unauthenticated',
+    message: 'The connector assertion is invalid, expired or replayed.',
+  },
 
   // requests, approvals, grants
   'access_request.not_found': { kind: 'not_found', message: 'No access request {id}.' },

@@ -39,6 +39,7 @@ export function createBrokerContext(options: {
       clock,
     }),
     auditKeys: deriveEd25519KeyPair(masterKey, 'audit-checkpoints'),
+    connectorKeys: deriveEd25519KeyPair(masterKey, 'connector-grants'),
     metrics: createMetrics({ defaultMetrics: options.defaultMetrics ?? true }),
     readiness: options.readiness ?? (() => Promise.resolve({ ok: true, detail: 'in-process' })),
   };

@@ -19,6 +19,8 @@ export interface BrokerContext {
   readonly vault: Vault;
   readonly tokens: AccessTokens;
   readonly auditKeys: { readonly privateKey: KeyObject; readonly publicKey: KeyObject };
+  /** Signs grant tokens for connectors; its public half is pinned by each connector at enrolment. */
+  readonly connectorKeys: { readonly privateKey: KeyObject; readonly publicKey: KeyObject };
   readonly metrics: Metrics;
   /** Reports whether background dependencies (Redis for jobs) are usable. */
   readonly readiness: () => Promise<{ ok: boolean; detail: string }>;

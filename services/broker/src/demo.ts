@@ -1,4 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { base32Encode, generateTotpSecret, totpUri } from '@airlock/crypto';
 import { withTransaction } from '@airlock/db';
 import { newId } from '@airlock/domain';
@@ -7,6 +9,9 @@ import type { BrokerContext } from './context.js';
 import { createAssetIn } from './features/assets/service.js';
 import { totpAad } from './features/auth/service.js';
 import { hashEnrollmentToken } from './features/connectors/routes.js';
+
+/** The file under a connector's data dir that `airlock-connector` enrols with when it has no identity yet. */
+export const ENROLLMENT_TOKEN_FILE = 'enrollment-token';
 import { updateUser } from './features/users/repository.js';
 import { createUserIn } from './features/users/service.js';
 import { createZoneIn, setZoneApproversIn } from './features/zones/service.js';
@@ -29,7 +34,18 @@ function demoHostKey(): string {
  * approvers, an auditor, a vendor organisation with two users, a few assets,
  * and a connector waiting for enrolment. Does nothing if zones exist.
  */
-export async function seedDemo(ctx: BrokerContext, print: (line: string) => void): Promise<void> {
+export async function seedDemo(
+  ctx: BrokerContext,
+  print: (line: string) => void,
+  options: {
+    /**
+     * Where `pnpm connector` keeps its state (its default: <data dir>/connector):
+     * the demo connector's enrolment token is left there, so that `pnpm
+     * connector` enrols it with no copy and paste. Unset: printed only.
+     */
+    connectorDataDir?: string;
+  } = {},
+): Promise<void> {
   const { rows } = await ctx.pool.query<{ n: number }>('select count(*)::int as n from zones');
   if ((rows[0]?.n ?? 0) > 0) {
     print('airlock demo: zones already exist; not seeding again.');
@@ -172,6 +188,12 @@ export async function seedDemo(ctx: BrokerContext, print: (line: string) => void
       data: { name: 'filtration-gw-1', zoneId: filtration.id },
     });
     lines.push(`  connector filtration-gw-1 enrollment token (24 h): ${enrollmentToken}`);
+    if (options.connectorDataDir !== undefined) {
+      mkdirSync(options.connectorDataDir, { recursive: true, mode: 0o700 });
+      const path = join(options.connectorDataDir, ENROLLMENT_TOKEN_FILE);
+      writeFileSync(path, `${enrollmentToken}\n`, { mode: 0o600 });
+      lines.push(`  (also written to ${path}: run "pnpm connector" to enrol and start it)`);
+    }
   });
   print(`airlock demo: seeded a plant. Every demo user's password is "${password}".`);
   for (const line of lines) print(line);

@@ -23,6 +23,7 @@ import type { App } from './http/app-types.js';
 import { createLifecycleRunner, ensureCheckpointJob } from './jobs.js';
 import { createLogger } from './logger.js';
 import { startSshGateway, type SshGateway } from './gateway/server.js';
+import { ConnectorHub } from './connectors/hub.js';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
 
@@ -32,6 +33,7 @@ export interface RunningBroker {
   readonly jobs: JobRunner;
   readonly httpAddress: string;
   readonly gateway: SshGateway;
+  readonly connectors: ConnectorHub;
   close(reason?: string): Promise<void>;
 }
 
@@ -117,7 +119,8 @@ export async function startBroker(options: {
     });
 
     await ensureAdminUser(ctx, print);
-    if (options.demo === true) await seedDemo(ctx, print);
+    if (options.demo === true)
+      await seedDemo(ctx, print, { connectorDataDir: join(config.dataDir, 'connector') });
 
     const jobs = createLifecycleRunner(ctx, { redisUrl });
     cleanups.unshift(async () => jobs.close());
@@ -131,12 +134,22 @@ export async function startBroker(options: {
     const address = app.server.address() as AddressInfo;
     const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
+    // Connectors dial out to this replica over the HTTP listener (WebSocket upgrades).
+    const connectors = new ConnectorHub(ctx, {
+      heartbeatMs: config.connectorHeartbeatMs,
+      advertisedUrl: config.publicUrl ?? `http://${httpAddress}`,
+    });
+    connectors.attach(app.server);
+    cleanups.unshift(async () => connectors.close());
+
     const gateway = await startSshGateway(ctx, {
       host: config.bind,
       port: config.sshPort,
       pendingEndsDir: join(config.dataDir, 'pending-session-ends'),
+      dialer: connectors.dialer,
     });
     cleanups.unshift(async () => gateway.close('broker_shutdown'));
+    await connectors.start(gateway.instanceId);
 
     await appendAuditEventStandalone(
       pool,
@@ -159,6 +172,7 @@ export async function startBroker(options: {
       closing ??= (async () => {
         // Sessions first: vendors are told why, and each end is recorded while the store is up.
         await gateway.close('broker_shutdown');
+        await connectors.close();
         await app.close();
         await jobs.close();
         await appendAuditEventStandalone(
@@ -172,7 +186,7 @@ export async function startBroker(options: {
       })();
       return closing;
     };
-    return { ctx, app, jobs, httpAddress, gateway, close };
+    return { ctx, app, jobs, httpAddress, gateway, connectors, close };
   } catch (err) {
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
     throw err;

@@ -29,7 +29,12 @@ import { endReasonText, noticeBytes } from './notices.js';
 import { writeSessionEnd, type SessionEndRecord } from './session-end.js';
 import { ShellSplice } from './shell-splice.js';
 import { SftpSplice } from './sftp-splice.js';
-import { AssetConnectionError, connectToAsset, type AssetDialer } from './upstream.js';
+import {
+  AssetConnectionError,
+  connectToAsset,
+  type AssetDialer,
+  type DialContext,
+} from './upstream.js';
 
 export interface GatewayDeps {
   readonly ctx: BrokerContext;
@@ -199,9 +204,29 @@ export class LiveSession {
     this.#lastActivityMs = this.ctx.clock.now().getTime();
   }
 
+  /** What every dial of this session tells the dialer (and, through a connector, the zone). */
+  #dialContext(): DialContext {
+    return {
+      sessionId: this.id,
+      grant: {
+        id: this.grant.id,
+        userId: this.user.id,
+        notBefore: this.grant.notBefore,
+        notAfter: this.grant.notAfter,
+      },
+      // Nothing is resumed: the vendor reconnects, under a grant that must still be valid.
+      onConnectorLost: (detail) => void this.end('connector_lost', detail),
+    };
+  }
+
   /** The onward SSH connection, opened on first use and shared by all channels. */
   upstream(): Promise<Client> {
-    this.#upstream ??= connectToAsset(this.ctx, this.asset, this.deps.dialer).then(
+    this.#upstream ??= connectToAsset(
+      this.ctx,
+      this.asset,
+      this.deps.dialer,
+      this.#dialContext(),
+    ).then(
       (client) => {
         client.on(
           'close',
@@ -466,7 +491,7 @@ export class LiveSession {
     }
     let socket: Duplex;
     try {
-      socket = await this.deps.dialer.dial(this.asset, info.destPort);
+      socket = await this.deps.dialer.dial(this.asset, info.destPort, this.#dialContext());
     } catch (err) {
       reject();
       await this.#auditEvent('session.asset_refused', 'failure', {

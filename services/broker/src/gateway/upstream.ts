@@ -6,12 +6,30 @@ import type { BrokerContext } from '../context.js';
 import type { AssetRecord } from '../features/assets/repository.js';
 import { credentialAad } from '../features/assets/service.js';
 
+/** What a dial is for: the session and grant it carries, so a connector can re-check them. */
+export interface DialContext {
+  readonly sessionId: string;
+  readonly grant: {
+    readonly id: string;
+    readonly userId: string;
+    readonly notBefore: Date;
+    readonly notAfter: Date;
+  };
+  /**
+   * Called, before the stream is destroyed, when the connector carrying it is
+   * lost: the session then ends `connector_lost`, not as an asset that hung up.
+   */
+  onConnectorLost(detail: string): void;
+}
+
 /**
- * How the broker reaches a port of an asset. Direct for now; the zone
- * connector provides another implementation behind the same interface.
+ * How the broker reaches a port of an asset: directly, or through a zone
+ * connector (ConnectorDialer) when the asset's zone has connectors. The
+ * session pipeline (host-key pinning, vaulted login, recording, command
+ * audit) is the same whichever carries the bytes.
  */
 export interface AssetDialer {
-  dial(asset: AssetRecord, port: number): Promise<Duplex>;
+  dial(asset: AssetRecord, port: number, context: DialContext): Promise<Duplex>;
 }
 
 export class AssetConnectionError extends Error {
@@ -54,6 +72,7 @@ export async function connectToAsset(
   ctx: BrokerContext,
   asset: AssetRecord,
   dialer: AssetDialer,
+  context: DialContext,
 ): Promise<Client> {
   if (asset.protocol !== 'ssh')
     throw new AssetConnectionError('not_ssh', `${asset.name} is not an SSH asset`);
@@ -63,7 +82,7 @@ export async function connectToAsset(
     throw new AssetConnectionError('no_credential', `${asset.name} has no vaulted credential`);
   const pinned = parseSshPublicKey(asset.hostKey).blob;
   const credential = ctx.vault.openString(asset.sealedCredential, credentialAad(asset.id));
-  const sock = await dialer.dial(asset, asset.port);
+  const sock = await dialer.dial(asset, asset.port, context);
   const client = new ssh2.Client();
   let hostKeyRejected = false;
   const config: ConnectConfig = {

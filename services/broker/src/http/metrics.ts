@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics, one registry per broker instance (tests build several). */
 export interface Metrics {
@@ -8,6 +8,10 @@ export interface Metrics {
   readonly auditEvents: Counter<'type'>;
   readonly jobs: Counter<'kind' | 'outcome'>;
   readonly terminalRests: Counter;
+  /** Control links of zone connectors to this replica. */
+  readonly connectorLinks: Gauge;
+  /** Streams through connectors: opened, refused (by either side), lost with their connector. */
+  readonly connectorStreams: Counter<'outcome'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -44,6 +48,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     terminalRests: new Counter({
       name: 'airlock_gateway_terminal_rests_total',
       help: 'Idle shells whose terminal emulator was put to rest to save memory.',
+      registers: [registry],
+    }),
+    connectorLinks: new Gauge({
+      name: 'airlock_connector_links',
+      help: 'Control links of zone connectors to this replica.',
+      registers: [registry],
+    }),
+    connectorStreams: new Counter({
+      name: 'airlock_connector_streams_total',
+      help: 'Streams through zone connectors, by outcome (opened, refused, lost).',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

@@ -148,7 +148,13 @@ describe('identity', () => {
     t = await createTestBroker({ masterKey: MASTER_KEY });
     const spec = await t.call('GET', '/api/v1/openapi.json');
     expect(spec.status).toBe(200);
-    const publicRoutes = new Set(['POST /api/v1/auth/login', 'GET /healthz', 'GET /readyz']);
+    // Connector enrolment carries no bearer: the one-time enrolment token in its body is the credential.
+    const publicRoutes = new Set([
+      'POST /api/v1/auth/login',
+      'POST /api/v1/connectors/enroll',
+      'GET /healthz',
+      'GET /readyz',
+    ]);
     const all = Object.entries(spec.body.paths as Record<string, Record<string, unknown>>).flatMap(
       ([path, operations]) =>
         Object.keys(operations).map((m) => ({

@@ -39,6 +39,8 @@ const SessionSchema = Type.Object({
   user: Type.Object({ id: Id('user'), username: Type.String(), organization: NullableString }),
   asset: Type.Object({ id: Id('asset'), name: Type.String() }),
   zoneId: Id('zone'),
+  /** The zone connector that carried the session; null when the asset was dialled directly. */
+  connectorId: Type.Union([Id('connector'), Type.Null()]),
   protocol: Type.String(),
   clientAddress: NullableString,
   clientVersion: NullableString,
@@ -73,6 +75,7 @@ function sessionView(s: SessionRecord) {
     user: { id: s.userId, username: s.username, organization: s.organization },
     asset: { id: s.assetId, name: s.assetName },
     zoneId: s.zoneId,
+    connectorId: s.connectorId,
     protocol: s.protocol,
     clientAddress: s.clientAddress,
     clientVersion: s.clientVersion,

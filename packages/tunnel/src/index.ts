@@ -1,0 +1,4 @@
+export * from './protocol.js';
+export * from './tokens.js';
+export * from './transport.js';
+export * from './stream.js';

@@ -1,0 +1,379 @@
+/**
+ * What the zone connector costs a vendor, against a real OpenSSH sshd as the
+ * asset, with the broker in this process (recording on, as always; built by
+ * bench-gateway's setUp, whose helpers this script reuses) and the connector
+ * as its own process (`airlock-connector`, as deployed):
+ *
+ *   latency      keystroke echo latency (`cat` on the asset's tty) direct to
+ *                sshd, through the broker, and through broker + connector,
+ *                sampled round-robin;
+ *   throughput   `ssh … 'cat FILE' > /dev/null` on the same three paths, best
+ *                of --runs;
+ *   bulk         echo latency through broker + connector while another session
+ *                pulls an endless `cat /dev/zero` through the same connector
+ *                (head-of-line: each stream has its own WebSocket, so its own
+ *                TCP flow control).
+ *
+ * Prints a table to stdout, progress to stderr, and writes the figures to
+ * test-output/bench-connector.json. Reports; asserts nothing.
+ *
+ *   pnpm bench:connector [--size 256M] [--runs 2] [--samples 500] [--gap-ms 5]
+ *
+ * Needs what bench:gateway needs (root for the sshd fixture, OpenSSH, node-pty).
+ * Uses DATABASE_URL's server (a fresh bench_<random> database) or an embedded
+ * PostgreSQL; removes everything it started at the end.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { SSH_BIN, sshArgs, type SshTarget } from '../packages/test-support/src/ssh/index.js';
+import { ConnectorHub } from '../services/broker/src/connectors/hub.js';
+import {
+  CIPHER,
+  defer,
+  echoLatencies,
+  latencyStats,
+  liveChildren,
+  load,
+  loadText,
+  makePayload,
+  MiB,
+  OUTPUT_DIR,
+  parseSize,
+  progress,
+  REPO_ROOT,
+  round,
+  runBenchmark,
+  setUp,
+  sleep,
+  table,
+  transfer,
+  versionOf,
+  type LatencyStats,
+  type TransferRun,
+} from './bench-gateway.js';
+
+/** The issue's target for keystroke echo while a bulk transfer runs through the same connector. */
+const TARGET_P99_UNDER_BULK_MS = 20;
+
+interface Options {
+  sizeBytes: number;
+  runs: number;
+  samples: number;
+  gapMs: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      size: { type: 'string', default: '256M' },
+      runs: { type: 'string', default: '2' },
+      samples: { type: 'string', default: '500' },
+      'gap-ms': { type: 'string', default: '5' },
+    },
+    strict: true,
+  });
+  const int = (name: string, text: string, max: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > max)
+      throw new Error(`--${name} must be an integer from 1 to ${max}`);
+    return n;
+  };
+  return {
+    sizeBytes: parseSize(values.size),
+    runs: int('runs', values.runs, 10),
+    // A tty in canonical mode keeps at most 4095 characters of one line.
+    samples: int('samples', values.samples, 4000),
+    gapMs: int('gap-ms', values['gap-ms'], 1000),
+  };
+}
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  const loadAtStart = load();
+  progress(`load average at start: ${loadText(loadAtStart)} (${cpus().length} CPUs)`);
+
+  // The broker's HTTP listener carries the connector's WebSockets; its dialer
+  // routes zones with connectors through them and the others directly.
+  let hub: ConnectorHub | null = null;
+  let brokerUrl = '';
+  const b = await setUp({
+    dialer: async (ctx, app) => {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      brokerUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const created = new ConnectorHub(ctx, { heartbeatMs: 5_000, advertisedUrl: brokerUrl });
+      created.attach(app.server);
+      defer('close the connector hub', () => created.close());
+      hub = created;
+      return created.dialer;
+    },
+  });
+  if (hub === null) throw new Error('the connector hub was not created');
+  await (hub as ConnectorHub).start(b.gateway.instanceId);
+
+  progress('a second zone served by a connector, with the same sshd as its asset');
+  const expect = <T>(what: string, r: { status: number; body: T }, status: number): T => {
+    if (r.status !== status) throw new Error(`${what}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const zone = expect(
+    'create zone',
+    await b.call<{ id: string }>('POST', '/api/v1/zones', b.tokens.admin, {
+      name: 'Bench connector zone',
+      policy: { requiredApprovals: 1, allowedCapabilities: ['shell', 'exec'] },
+    }),
+    201,
+  );
+  expect(
+    'approvers',
+    await b.call('PUT', `/api/v1/zones/${zone.id}/approvers`, b.tokens.admin, {
+      userIds: [b.approverId],
+    }),
+    200,
+  );
+  const asset = expect(
+    'create asset',
+    await b.call<{ id: string }>('POST', '/api/v1/assets', b.tokens.admin, {
+      name: 'bench-02',
+      zoneId: zone.id,
+      host: b.sshd.host,
+      port: b.sshd.port,
+      protocol: 'ssh',
+      login: b.sshd.user.name,
+      credential: b.sshd.user.password,
+      hostKey: b.sshd.hostPublicKey,
+    }),
+    201,
+  );
+  const request = expect(
+    'file request',
+    await b.call<{ id: string }>('POST', '/api/v1/requests', b.tokens.vendor, {
+      assetIds: [asset.id],
+      durationMinutes: 120,
+      reason: 'connector benchmark',
+      capabilities: ['shell', 'exec'],
+    }),
+    201,
+  );
+  expect(
+    'approve',
+    await b.call('POST', `/api/v1/requests/${request.id}/approve`, b.tokens.approver, {}),
+    200,
+  );
+  const connector = expect(
+    'create connector',
+    await b.call<{ enrollmentToken: string }>('POST', '/api/v1/connectors', b.tokens.admin, {
+      name: 'bench-gw',
+      zoneId: zone.id,
+    }),
+    201,
+  );
+
+  const connectorDir = await mkdtemp(join(tmpdir(), 'airlock-bench-connector-'));
+  defer('remove the connector data dir', () => rm(connectorDir, { recursive: true, force: true }));
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(REPO_ROOT, 'services/connector/src/main.ts'),
+      '--broker',
+      brokerUrl,
+      '--data-dir',
+      connectorDir,
+      '--enroll',
+      connector.enrollmentToken,
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, AIRLOCK_CONNECTOR_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  liveChildren.add(child);
+  let printed = '';
+  child.stdout.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
+  for (let waited = 0; !printed.includes('airlock-connector ready'); waited += 50) {
+    if (child.exitCode !== null || waited > 60_000)
+      throw new Error(`the connector did not start: ${printed}`);
+    await sleep(50);
+  }
+  progress(`connector up (pid ${child.pid}) against ${brokerUrl}`);
+  const viaConnector: SshTarget = { ...b.broker, user: 'vera+bench-02' };
+
+  const out: Record<string, unknown> = {
+    startedAt: new Date().toISOString(),
+    command: `pnpm bench:connector ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? '',
+      node: process.version,
+      openssh: await versionOf(SSH_BIN, ['-V']),
+      database: b.db.server,
+    },
+    options,
+    notes: [
+      'Broker in this process, connector as its own process on the same machine, asset sshd on loopback.',
+      'Echo latency: from writing one character into the local pty to its echo arriving back; paths sampled round-robin.',
+      'Throughput: wall time of the ssh client from spawn to exit (connection set-up included), best of the runs.',
+    ],
+    cipher: CIPHER,
+  };
+  const report: string[] = [];
+  const section = (title: string, body: string): void => void report.push(`${title}\n${body}\n`);
+  const latencyRow = (label: string, s: LatencyStats): string[] => [
+    label,
+    s.p50.toFixed(3),
+    s.p90.toFixed(3),
+    s.p99.toFixed(3),
+    s.max.toFixed(3),
+  ];
+
+  // 1. echo latency, three paths
+  const variants = [
+    { label: 'direct to sshd', target: b.direct, mode: 'shell' },
+    { label: 'through broker', target: b.broker, mode: 'shell' },
+    { label: 'through broker + connector', target: viaConnector, mode: 'shell' },
+  ] as const;
+  progress(`latency: ${options.samples} samples on each of ${variants.length} paths, round-robin`);
+  const times = await echoLatencies(variants, options.samples, 20, options.gapMs);
+  const latencyLoad = load();
+  const latency = variants.map((v, i) => ({ label: v.label, ...latencyStats(times[i] ?? []) }));
+  out.latency = { load: latencyLoad, variants: latency };
+  section(
+    `Keystroke echo latency, ms (${options.samples} samples per path, ${options.gapMs} ms apart; load ${loadText(latencyLoad)})`,
+    table(
+      ['path', 'p50', 'p90', 'p99', 'max'],
+      latency.map((l) => latencyRow(l.label, l)),
+    ),
+  );
+
+  // 2. echo latency while a bulk transfer runs: through the connector (the figure the issue
+  // asks for), and, to tell the connector's share from the machine's, the same on the other paths.
+  const underBulk = async (
+    label: string,
+    bulkTarget: SshTarget,
+    echoTarget: SshTarget,
+  ): Promise<{ label: string; bulkMiBPerSecond: number; load: number[] } & LatencyStats> => {
+    progress(`bulk: ${label}`);
+    const bulk = spawn(SSH_BIN, [...sshArgs(bulkTarget), 'cat /dev/zero'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    liveChildren.add(bulk);
+    let bulkBytes = 0;
+    bulk.stdout.on('data', (chunk: Buffer) => (bulkBytes += chunk.length));
+    try {
+      for (let waited = 0; bulkBytes < 16 * MiB; waited += 20) {
+        if (bulk.exitCode !== null || waited > 60_000)
+          throw new Error('the bulk transfer did not start');
+        await sleep(20);
+      }
+      const start = { bytes: bulkBytes, at: process.hrtime.bigint() };
+      const [samples = []] = await echoLatencies(
+        [{ target: echoTarget, mode: 'shell' }],
+        options.samples,
+        20,
+        options.gapMs,
+      );
+      const seconds = Number(process.hrtime.bigint() - start.at) / 1e9;
+      if (bulk.exitCode !== null) throw new Error('the bulk transfer ended during the samples');
+      return {
+        label,
+        bulkMiBPerSecond: round((bulkBytes - start.bytes) / MiB / seconds, 1),
+        load: load(),
+        ...latencyStats(samples),
+      };
+    } finally {
+      bulk.kill('SIGTERM');
+      liveChildren.delete(bulk);
+      await sleep(500); // the bulk session ends and its recording is sealed
+    }
+  };
+  const bulkRuns = [
+    await underBulk(
+      'echo through broker + connector, bulk through the same connector',
+      viaConnector,
+      viaConnector,
+    ),
+    await underBulk('echo through broker, bulk through broker (no connector)', b.broker, b.broker),
+    await underBulk(
+      'echo direct to sshd, bulk direct to sshd (the machine alone)',
+      b.direct,
+      b.direct,
+    ),
+  ];
+  const idle = latency[2];
+  const viaConnectorUnderBulk = bulkRuns[0];
+  if (idle === undefined || viaConnectorUnderBulk === undefined) throw new Error('no figures');
+  out.bulk = { idleThroughConnector: idle, runs: bulkRuns };
+  section(
+    `Echo latency while another session pulls cat /dev/zero (endless) on the same path, ms (${options.samples} samples each)`,
+    table(
+      ['', 'p50', 'p90', 'p99', 'max', 'bulk MiB/s', 'load'],
+      [
+        [...latencyRow('echo through broker + connector, idle', idle), '—', '—'],
+        ...bulkRuns.map((r) => [
+          ...latencyRow(r.label, r),
+          r.bulkMiBPerSecond.toFixed(1),
+          loadText(r.load),
+        ]),
+      ],
+    ) +
+      `\ntarget p99 < ${TARGET_P99_UNDER_BULK_MS} ms through the connector while the bulk transfer runs: ${viaConnectorUnderBulk.p99 < TARGET_P99_UNDER_BULK_MS ? 'meets target' : 'MISSES target'}`,
+  );
+
+  // 3. throughput, three paths
+  progress(`throughput: writing ${options.sizeBytes / MiB} MiB of random bytes on the asset`);
+  const file = await makePayload(b.sshd, options.sizeBytes);
+  const paths = [
+    { label: 'direct to sshd', via: 'direct', target: undefined },
+    { label: 'through broker', via: 'broker', target: undefined },
+    { label: 'through broker + connector', via: 'broker', target: viaConnector },
+  ] as const;
+  const runs = paths.map((): TransferRun[] => []);
+  for (let i = 0; i < options.runs; i++) {
+    for (const [k, p] of paths.entries()) {
+      progress(`throughput: ${p.label}, run ${i + 1}/${options.runs}`);
+      const run = await transfer(b, p.via, file, options.sizeBytes, null, p.target);
+      progress(`  ${run.mibPerSecond} MiB/s in ${run.seconds} s`);
+      runs[k]?.push(run);
+    }
+  }
+  const best = runs.map((r) => r.reduce((a, c) => (c.mibPerSecond > a.mibPerSecond ? c : a)));
+  const directBest = best[0]?.mibPerSecond ?? NaN;
+  out.throughput = paths.map((p, k) => ({ label: p.label, runs: runs[k], best: best[k] }));
+  section(
+    `Throughput, ssh 'cat ${options.sizeBytes / MiB} MiB' > /dev/null (best of ${options.runs}; ${CIPHER} on the client legs)`,
+    table(
+      ['path', 'MiB/s', 'seconds', 'vs direct', 'load'],
+      paths.map((p, k) => [
+        p.label,
+        (best[k]?.mibPerSecond ?? NaN).toFixed(1),
+        (best[k]?.seconds ?? NaN).toFixed(2),
+        `${round(((best[k]?.mibPerSecond ?? NaN) / directBest) * 100, 0)} %`,
+        loadText(best[k]?.load ?? [NaN, NaN, NaN]),
+      ]),
+    ),
+  );
+
+  const loadAtEnd = load();
+  out.load = { start: loadAtStart, end: loadAtEnd };
+  out.finishedAt = new Date().toISOString();
+  const header =
+    `Airlock zone connector benchmark — ${String(out.startedAt)}\n` +
+    `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; Node ${process.version}; PostgreSQL: ${b.db.server}\n` +
+    `load average 1/5/15 min: start ${loadText(loadAtStart)}, end ${loadText(loadAtEnd)} (shared machine: figures are noisy)\n`;
+  process.stdout.write(`\n${header}\n${report.join('\n')}`);
+  const jsonPath = join(OUTPUT_DIR, 'bench-connector.json');
+  writeFileSync(jsonPath, `${JSON.stringify(out, null, 2)}\n`);
+  progress(`wrote ${jsonPath}`);
+  return 0;
+}
+
+await runBenchmark(main);
