@@ -5,7 +5,9 @@
  *
  *   memory      memory per idle interactive session held by the broker (N
  *               sessions opened in steps; a control run straight to sshd
- *               measures what holding the clients costs this process);
+ *               measures what holding the clients costs this process; each step
+ *               waits until the sessions have been quiet long enough for idle
+ *               shells to put their terminal emulators to rest);
  *   latency     keystroke echo latency in `ssh -tt` sessions running `cat` on
  *               the asset's tty, direct and through the broker, sampled in turn;
  *   throughput  `ssh … 'cat FILE' > /dev/null`, direct vs through the broker,
@@ -73,6 +75,7 @@ import { createBrokerContext } from '../services/broker/src/context-factory.js';
 import { insertSession } from '../services/broker/src/features/sessions/repository.js';
 import {
   nativeCryptoAvailable,
+  DEFAULT_TERMINAL_REST_AFTER_MS,
   startSshGateway,
   type SshGateway,
 } from '../services/broker/src/gateway/server.js';
@@ -1059,6 +1062,10 @@ async function memoryCurve(
         () => [null, clients.length].includes(liveSessions()),
         30_000,
       );
+      // Idle means quiet for a while: long enough for the gateway to put an
+      // idle shell's terminal emulator to rest, as it would in production.
+      // The control run waits as long, so both are measured alike.
+      await sleep(DEFAULT_TERMINAL_REST_AFTER_MS + 1_000);
       points.push({ sessions: clients.length, ...(await settledMemory(gc)) });
       const last = points.at(-1);
       progress(

@@ -161,6 +161,14 @@ describe('when the audit store fails, the broker fails closed', () => {
 
       const ended = await endedSession(api, approver, sessionId);
       expect(ended.endReason).toBe('audit_failure');
+      // The part of the recording that reached the store before it failed is
+      // sealed in the session's record and verifies.
+      expect(ended.recordingChunks).toBeGreaterThan(0);
+      const recording = await api.get(
+        `/api/v1/sessions/${sessionId}/recording/verify`,
+        admin.token,
+      );
+      expect(recording.body).toMatchObject({ ok: true });
       const ends = await api.get(
         `/api/v1/audit?type=session.end&subjectId=${sessionId}`,
         admin.token,

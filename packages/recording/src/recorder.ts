@@ -6,7 +6,14 @@ import type { ChunkSink } from './repository.js';
 
 export const DEFAULT_FLUSH_INTERVAL_MS = 50;
 export const DEFAULT_MAX_CHUNK_BYTES = 32 * 1024;
-export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+export const DEFAULT_HIGH_WATER_MARK = 4 * 1024 * 1024;
+/**
+ * Sealed bytes worth a write of their own. Below this, sealed chunks wait for
+ * more (at most until the flush timer, or a flush()), so that a bulk transfer
+ * is written in few large transactions instead of alternating tiny and large
+ * ones: every write pays a commit (a WAL flush), whatever its size.
+ */
+export const DEFAULT_MIN_WRITE_BYTES = 512 * 1024;
 
 /**
  * Caps on one sink write. Writes are sequential, so while one is in flight the
@@ -30,6 +37,8 @@ export interface SessionRecorderOptions {
   maxChunkBytes?: number;
   /** Unwritten bytes above which record() returns false (see SessionRecorder). */
   highWaterMark?: number;
+  /** Sealed bytes that start a write before the flush timer does (see DEFAULT_MIN_WRITE_BYTES). */
+  minWriteBytes?: number;
 }
 
 /**
@@ -107,14 +116,17 @@ export class SessionRecorder extends EventEmitter {
   readonly #flushIntervalMs: number;
   readonly #maxChunkBytes: number;
   readonly #highWaterMark: number;
+  readonly #minWriteBytes: number;
 
   /** Insertion order is opening order, which sealing follows. */
   readonly #open = new Map<string, OpenChunk>();
   #sealed: StoredChunk[] = [];
+  #sealedBytes = 0;
   #writing = false;
   #nextSeq = 1;
   #head = RECORDING_GENESIS_HASH;
   #durableSeq = 0;
+  #durableHead = RECORDING_GENESIS_HASH;
   #pendingBytes = 0;
   #lastOffsetMs = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -150,6 +162,11 @@ export class SessionRecorder extends EventEmitter {
       options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
       1,
     );
+    this.#minWriteBytes = positiveInteger(
+      'minWriteBytes',
+      options.minWriteBytes ?? Math.min(DEFAULT_MIN_WRITE_BYTES, this.#highWaterMark),
+      1,
+    );
   }
 
   /** Encoded bytes recorded but not yet durable (open, sealed or being written). */
@@ -182,8 +199,8 @@ export class SessionRecorder extends EventEmitter {
     const offsetMs = this.#offsetNow();
     const sealedBefore = this.#sealed.length;
     this.#append(channel, kind, offsetMs, data);
-    if (this.#open.size > 0) this.#armTimer();
-    if (this.#sealed.length !== sealedBefore) this.#pump();
+    if (this.#open.size > 0 || this.#sealed.length > 0) this.#armTimer();
+    if (this.#sealed.length !== sealedBefore) this.#pump(false);
 
     if (this.#pendingBytes > this.#highWaterMark) {
       this.#needDrain = true;
@@ -200,12 +217,24 @@ export class SessionRecorder extends EventEmitter {
   flush(): Promise<void> {
     if (this.#failure !== null) return Promise.reject(this.#failure);
     this.#sealAll();
-    this.#pump();
+    this.#pump(true);
     const seq = this.#nextSeq - 1;
     if (this.#durableSeq >= seq) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.#waiters.push({ seq, resolve, reject });
     });
+  }
+
+  /**
+   * What is durable so far: the number of chunks written and the hash of the
+   * last of them. After a failure this is the recording's true extent, and
+   * what the session's record must seal (its chunks verify up to here).
+   */
+  get durable(): { chunks: number; head: string | null } {
+    return {
+      chunks: this.#durableSeq,
+      head: this.#durableSeq === 0 ? null : this.#durableHead,
+    };
   }
 
   /** Flushes and stops; later record() calls throw. Returns what to store as the session's recording head. */
@@ -333,6 +362,7 @@ export class SessionRecorder extends EventEmitter {
     };
     const hash = chunkHash(this.#head, content);
     this.#sealed.push({ ...content, prevHash: this.#head, hash });
+    this.#sealedBytes += data.length;
     this.#head = hash;
     this.#nextSeq += 1;
   }
@@ -343,7 +373,7 @@ export class SessionRecorder extends EventEmitter {
       this.#timer = null;
       if (this.#failure !== null) return;
       this.#sealAll();
-      this.#pump();
+      this.#pump(true);
     }, this.#flushIntervalMs);
     // A recorder must not keep a process alive on its own; the session's sockets do.
     this.#timer.unref();
@@ -355,9 +385,14 @@ export class SessionRecorder extends EventEmitter {
     this.#timer = null;
   }
 
-  /** Starts the next write unless one is in flight: one at a time keeps the rows in seq order. */
-  #pump(): void {
+  /**
+   * Starts the next write unless one is in flight: one at a time keeps the
+   * rows in seq order. Unless forced (flush timer, flush()), waits until
+   * enough is sealed to be worth a commit; the armed timer bounds the wait.
+   */
+  #pump(force: boolean): void {
     if (this.#writing || this.#failure !== null || this.#sealed.length === 0) return;
+    if (!force && this.#sealedBytes < this.#minWriteBytes) return;
     let count = 0;
     let bytes = 0;
     for (const chunk of this.#sealed) {
@@ -368,6 +403,7 @@ export class SessionRecorder extends EventEmitter {
     }
     const batch = this.#sealed.slice(0, count);
     this.#sealed = this.#sealed.slice(count);
+    this.#sealedBytes -= bytes;
     this.#writing = true;
     let written: Promise<void>;
     try {
@@ -386,7 +422,10 @@ export class SessionRecorder extends EventEmitter {
     this.#writing = false;
     if (this.#failure !== null) return;
     const last = batch.at(-1);
-    if (last !== undefined) this.#durableSeq = last.seq;
+    if (last !== undefined) {
+      this.#durableSeq = last.seq;
+      this.#durableHead = last.hash;
+    }
     this.#pendingBytes -= bytes;
     const waiting = this.#waiters;
     this.#waiters = [];
@@ -394,7 +433,9 @@ export class SessionRecorder extends EventEmitter {
       if (waiter.seq <= this.#durableSeq) waiter.resolve();
       else this.#waiters.push(waiter);
     }
-    this.#pump();
+    // Somebody waits for durability (a command, the session's end): no batching then.
+    this.#pump(this.#waiters.length > 0 || this.#closed);
+    if (this.#sealed.length > 0) this.#armTimer();
     if (this.#needDrain && this.#pendingBytes <= this.#highWaterMark / 2) {
       // Half the mark, as hysteresis: resuming at the mark itself would pause and
       // resume the asset's stream on every write.

@@ -373,4 +373,89 @@ describe('ShellCommandExtractor', () => {
   it('refuses a size that is not whole cells', () => {
     expect(() => new ShellCommandExtractor({ cols: 1.5, rows: 24 })).toThrow(RangeError);
   });
+
+  describe('resting (an idle shell gives up its terminal emulator)', () => {
+    it('rests at a prompt and reads the next line exactly as if it never had', async () => {
+      const ext = terminal();
+      await show(ext, 'motd line\r\n', PROMPT);
+      await typeEchoed(ext, 'uptime');
+      submitted(press(ext, '\r'));
+      await show(ext, '\r\n 10:00 up 3 days\r\n', PROMPT);
+      expect(ext.rest()).toBe(true);
+      expect(ext.resting).toBe(true);
+      expect(() => ext.currentLine()).toThrow(/resting/);
+      await ext.wake();
+      expect(ext.resting).toBe(false);
+      await typeEchoed(ext, 'cat errros');
+      press(ext, '\x7f\x7f\x7f');
+      await show(ext, '\b\b\b\x1b[K');
+      await typeEchoed(ext, 'ors.log');
+      expect(submitted(press(ext, '\r')).submitted).toEqual({
+        text: 'cat errors.log',
+        fullScreen: false,
+        location: 'prompt',
+        prompt: '$ ',
+      });
+    });
+
+    it('is woken by output, which lands after the redrawn screen', async () => {
+      const ext = terminal();
+      await show(ext, PROMPT);
+      expect(ext.rest()).toBe(true);
+      await show(ext, '\r\nbackground job done\r\n', PROMPT);
+      expect(ext.resting).toBe(false);
+      await typeEchoed(ext, 'whoami');
+      expect(submitted(press(ext, '\r')).submitted.location).toBe('prompt');
+      expect(ext.currentLine()).toBe('whoami');
+    });
+
+    it('refuses to rest while a line is being typed, and the line survives', async () => {
+      const ext = terminal();
+      await show(ext, PROMPT);
+      await typeEchoed(ext, 'systemctl sta');
+      expect(ext.rest()).toBe(false);
+      expect(ext.resting).toBe(false);
+      await typeEchoed(ext, 'tus');
+      expect(submitted(press(ext, '\r')).line).toBe('systemctl status');
+    });
+
+    it('refuses to rest while output is still being parsed', async () => {
+      const ext = terminal();
+      const parsing = ext.onOutput(Buffer.from(PROMPT));
+      expect(ext.rest()).toBe(false);
+      await parsing;
+      expect(ext.rest()).toBe(true);
+    });
+
+    it('keeps bracketed paste mode, wrapped prompts and the alternate screen across a rest', async () => {
+      const ext = terminal(20, 5);
+      // A prompt longer than a row wraps onto the next.
+      await show(ext, '\x1b[?2004hplant-a/packaging-line-3$ ');
+      expect(ext.rest()).toBe(true);
+      await ext.wake();
+      // Pasted newlines stay inside the line only while the shell's paste mode is known.
+      expect(press(ext, '\x1b[200~echo a\recho b\x1b[201~')).toMatchObject({ kind: 'forward' });
+      await show(ext, 'echo a\r\necho b');
+      expect(submitted(press(ext, '\r')).line).toBe('echo a\necho b');
+
+      await show(ext, '\r\n', ALT_SCREEN_ON, 'top - 10:00');
+      expect(ext.rest()).toBe(true);
+      await ext.wake();
+      expect(ext.inAlternateScreen).toBe(true);
+      expect(press(ext, 'q')).toEqual({ kind: 'fullscreen-input', data: Buffer.from('q') });
+      await show(ext, ALT_SCREEN_OFF);
+      expect(ext.inAlternateScreen).toBe(false);
+    });
+
+    it('applies a resize that arrived while resting when it wakes', async () => {
+      const ext = terminal(80, 24);
+      await show(ext, PROMPT);
+      expect(ext.rest()).toBe(true);
+      ext.resize(40, 10);
+      await ext.wake();
+      await typeEchoed(ext, 'x'.repeat(45));
+      // 2 + 45 cells wrap at 40 columns: the line is still read whole.
+      expect(submitted(press(ext, '\r')).line).toBe('x'.repeat(45));
+    });
+  });
 });

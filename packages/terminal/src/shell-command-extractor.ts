@@ -16,6 +16,7 @@
  * screen disagree with what the shell runs. Command rules built on this are
  * defence in depth, not a sandbox; the raw input is in the session recording.
  */
+import xtermSerialize from '@xterm/addon-serialize';
 import xtermHeadless from '@xterm/headless';
 import type { IBuffer, IMarker, Terminal as XtermTerminal } from '@xterm/headless';
 import {
@@ -29,6 +30,7 @@ import {
 
 // @xterm/headless ships CommonJS only; its named exports are not visible to ESM.
 const { Terminal } = xtermHeadless;
+const { SerializeAddon } = xtermSerialize;
 
 /**
  * How the submitted line was found on the screen. Anything but `prompt` means
@@ -128,7 +130,15 @@ export class ShellCommandExtractor {
   /** Ctrl-E (end of line) then Ctrl-U (kill to line start): empties a readline/bash input line. */
   static readonly CLEAR_LINE: Buffer = Buffer.from([0x05, 0x15]);
 
-  readonly #terminal: XtermTerminal;
+  #terminal: XtermTerminal | null;
+  /** While resting: the screen as escape sequences that redraw it (see rest()). */
+  #restingScreen: string | null = null;
+  #resizeOnWake: { cols: number; rows: number } | null = null;
+  #cols: number;
+  #rows: number;
+  readonly #scrollback: number;
+  /** Output handed to the terminal and not yet parsed. */
+  #unparsed = 0;
   #anchor: PromptAnchor | undefined;
   /** Prompt text of the last line that was found at its prompt; recognises redrawn prompts. */
   #knownPromptText = '';
@@ -146,22 +156,102 @@ export class ShellCommandExtractor {
 
   constructor(options: ShellCommandExtractorOptions) {
     assertSize(options.cols, options.rows);
-    this.#terminal = new Terminal({
-      cols: options.cols,
-      rows: options.rows,
-      scrollback: options.scrollback ?? 1000,
+    this.#cols = options.cols;
+    this.#rows = options.rows;
+    this.#scrollback = options.scrollback ?? 1000;
+    this.#terminal = this.#newTerminal();
+  }
+
+  #newTerminal(): XtermTerminal {
+    return new Terminal({
+      cols: this.#cols,
+      rows: this.#rows,
+      scrollback: this.#scrollback,
       // @xterm/headless counts its buffer API (the whole point here) as proposed.
       allowProposedApi: true,
     });
   }
 
+  /** The live terminal; reading the screen while resting is a caller's bug (await wake() first). */
+  get #term(): XtermTerminal {
+    if (this.#terminal === null)
+      throw new Error('the shell command extractor is resting: await wake() before reading it');
+    return this.#terminal;
+  }
+
   get inAlternateScreen(): boolean {
-    return this.#terminal.buffer.active.type === 'alternate';
+    return this.#term.buffer.active.type === 'alternate';
+  }
+
+  /** True between rest() and the next wake(); onOutput() wakes it by itself. */
+  get resting(): boolean {
+    return this.#terminal === null;
   }
 
   onOutput(data: Buffer): Promise<void> {
+    // A resting terminal is woken first: its redraw is queued ahead of this output.
+    if (this.resting) void this.wake();
+    const terminal = this.#term;
+    this.#unparsed += 1;
     return new Promise((resolve) => {
-      this.#terminal.write(data, resolve);
+      terminal.write(data, () => {
+        this.#unparsed -= 1;
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Gives up the terminal emulator of an idle shell — most of what a session
+   * costs in memory — keeping only what redraws its screen. Refused (false)
+   * while a line is being typed or output is still being parsed: the prompt
+   * anchor and the scanner's state live in the terminal, and a line's start
+   * must be read where it was typed. At rest nothing is lost that the next
+   * line needs: the next key takes a new anchor from the redrawn screen, as it
+   * would after any submitted line. Scroll regions and character sets are not
+   * redrawn (see the README).
+   */
+  rest(): boolean {
+    const terminal = this.#terminal;
+    if (terminal === null) return true;
+    if (this.#unparsed > 0) return false;
+    const midLine =
+      (this.#anchor !== undefined && !this.#submitted) ||
+      this.#inLiteralPaste ||
+      this.#quotedInsertPending ||
+      this.#markerMatched > 0;
+    if (midLine) return false;
+    if (this.#submitted) {
+      // What the next input would do first anyway.
+      this.#submitted = false;
+      this.#resetLine();
+    }
+    const serializer = new SerializeAddon();
+    terminal.loadAddon(serializer);
+    // One screen of scrollback covers a prompt that wrapped above the top row.
+    this.#restingScreen = serializer.serialize({ scrollback: this.#rows });
+    terminal.dispose();
+    this.#terminal = null;
+    return true;
+  }
+
+  /** Brings a resting extractor back: a fresh terminal that has redrawn the saved screen. */
+  wake(): Promise<void> {
+    if (this.#terminal !== null) return Promise.resolve();
+    const terminal = this.#newTerminal();
+    const screen = this.#restingScreen ?? '';
+    this.#terminal = terminal;
+    this.#restingScreen = null;
+    this.#unparsed += 1;
+    return new Promise((resolve) => {
+      terminal.write(screen, () => {
+        // Runs before any output queued behind the redraw is parsed.
+        this.#unparsed -= 1;
+        const size = this.#resizeOnWake;
+        this.#resizeOnWake = null;
+        if (size !== null) this.resize(size.cols, size.rows);
+        resolve();
+      });
     });
   }
 
@@ -252,16 +342,25 @@ export class ShellCommandExtractor {
 
   resize(cols: number, rows: number): void {
     assertSize(cols, rows);
+    if (this.#terminal === null) {
+      // A resting screen is redrawn at the size it was saved in, then resized (see wake()).
+      this.#resizeOnWake = { cols, rows };
+      return;
+    }
     this.#terminal.resize(cols, rows);
+    this.#cols = cols;
+    this.#rows = rows;
   }
 
   dispose(): void {
     this.#resetLine();
-    this.#terminal.dispose();
+    this.#terminal?.dispose();
+    this.#terminal = null;
+    this.#restingScreen = null;
   }
 
   get #buffer(): IBuffer {
-    return this.#terminal.buffer.active;
+    return this.#term.buffer.active;
   }
 
   get #cursor(): Position {
@@ -307,7 +406,7 @@ export class ShellCommandExtractor {
    * typed: the shell has drawn its prompt and nothing of the line yet.
    */
   #takeAnchor(): PromptAnchor | undefined {
-    const marker = this.#terminal.registerMarker(0);
+    const marker = this.#term.registerMarker(0);
     if (marker === undefined) return undefined;
     const col = this.#buffer.cursorX;
     return { marker, col, promptText: rowText(this.#buffer, marker.line, 0, col) };
@@ -335,7 +434,7 @@ export class ShellCommandExtractor {
         this.#markerMatched = 0;
         // Only a shell that enabled bracketed paste treats the markers as such;
         // to any other program the pasted newlines are plain Enters.
-        this.#inLiteralPaste = !this.#inLiteralPaste && this.#terminal.modes.bracketedPasteMode;
+        this.#inLiteralPaste = !this.#inLiteralPaste && this.#term.modes.bracketedPasteMode;
       }
       return true;
     }

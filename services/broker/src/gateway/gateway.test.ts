@@ -23,7 +23,7 @@ import {
   type SshTarget,
 } from '@airlock/test-support';
 import ssh2 from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestBroker, type TestBroker, type TestUser } from '../testing/harness.js';
 import { startSshGateway, type SshGateway } from './server.js';
 
@@ -66,6 +66,7 @@ describe('ssh gateway', () => {
       port: 0,
       auditFailureGraceMs: 500,
       superviseEveryMs: 100,
+      terminalRestAfterMs: 300,
     });
 
     vendor = await t.user('vera', ['vendor'], { organization: 'Nordwerk' });
@@ -257,6 +258,15 @@ describe('ssh gateway', () => {
       };
       await term.waitFor('asset$ ');
       await run(`echo one-${marker}\r`, `one-${marker}`);
+      // Quiet at the prompt: the terminal emulator is put to rest, and the
+      // next lines must be read exactly as well from the redrawn screen.
+      const rests = async (): Promise<number> =>
+        (await t.ctx.metrics.terminalRests.get()).values[0]?.value ?? 0;
+      const restsBefore = await rests();
+      await vi.waitUntil(async () => (await rests()) > restsBefore, {
+        timeout: 5_000,
+        interval: 50,
+      });
       await run(`echo twoo\x7f-${marker}\r`, `two-${marker}`); // backspace
       await run(`echo wrong\x15echo three-${marker}\r`, `three-${marker}`); // Ctrl-U
       term.write('\x1b[A'); // history recall of the previous line, then edit it

@@ -42,6 +42,8 @@ export interface GatewayDeps {
   readonly instanceId: string;
   /** How long live sessions stay up, warned, after the audit store fails. */
   readonly auditFailureGraceMs: number;
+  /** How long a shell must be quiet before its terminal emulator is put to rest (ShellSplice.rest). */
+  readonly terminalRestAfterMs: number;
   onEnded(session: LiveSession): void;
   /** Called when the final session record could not be written: kept and retried later. */
   deferEnd(end: SessionEndRecord): Promise<void>;
@@ -58,6 +60,8 @@ interface CarriedChannel {
   /** A terminal the vendor reads: notices are written into it. */
   readonly interactive: boolean;
   stop(): void;
+  /** Called on every supervisor pass: lets an idle channel give up memory it can rebuild. */
+  rest?(nowMs: number): void;
 }
 
 /**
@@ -106,6 +110,10 @@ export class LiveSession {
 
   get ctx(): BrokerContext {
     return this.deps.ctx;
+  }
+
+  get terminalRestAfterMs(): number {
+    return this.deps.terminalRestAfterMs;
   }
 
   get ended(): boolean {
@@ -264,9 +272,19 @@ export class LiveSession {
     return false;
   }
 
-  #registerChannel(channel: ServerChannel, interactive: boolean, stop: () => void): number {
+  #registerChannel(
+    channel: ServerChannel,
+    interactive: boolean,
+    carrier: { stop(): void; rest?(nowMs: number): void },
+  ): number {
     const id = this.#nextChannelId++;
-    this.#channels.set(id, { id, channel, interactive, stop });
+    this.#channels.set(id, {
+      id,
+      channel,
+      interactive,
+      stop: () => carrier.stop(),
+      ...(carrier.rest === undefined ? {} : { rest: (nowMs: number) => carrier.rest?.(nowMs) }),
+    });
     channel.once('close', () => this.#channels.delete(id));
     return id;
   }
@@ -367,7 +385,7 @@ export class LiveSession {
         }
         const splice = new ShellSplice(this, channel, stream, pty, 'shell');
         current.splice = splice;
-        const id = this.#registerChannel(channel, pty !== null, () => splice.stop());
+        const id = this.#registerChannel(channel, pty !== null, splice);
         splice.start(id);
       },
     );
@@ -419,7 +437,7 @@ export class LiveSession {
       }
       const splice = new ShellSplice(this, channel, stream, pty, 'exec', command);
       current.splice = splice;
-      const id = this.#registerChannel(channel, false, () => splice.stop());
+      const id = this.#registerChannel(channel, false, splice);
       splice.start(id);
     });
   }
@@ -435,7 +453,7 @@ export class LiveSession {
         return;
       }
       const splice = new SftpSplice(this, channel, stream);
-      const id = this.#registerChannel(channel, false, () => splice.stop());
+      const id = this.#registerChannel(channel, false, splice);
       splice.start(id);
     });
   }
@@ -484,9 +502,11 @@ export class LiveSession {
       return;
     }
     const channel = accept();
-    const id = this.#registerChannel(channel, false, () => {
-      socket.destroy();
-      channel.close();
+    const id = this.#registerChannel(channel, false, {
+      stop: () => {
+        socket.destroy();
+        channel.close();
+      },
     });
     this.pipeRecorded(socket, channel, id, 'o');
     this.pipeRecorded(channel, socket, id, 'i');
@@ -642,7 +662,11 @@ export class LiveSession {
       // A warning counts once a terminal showed it, not while the shell is still opening.
       if (reached > 0) passed.forEach((m) => this.#warned.add(m));
     }
-    if (now.getTime() - this.#lastActivityMs >= this.#idleTimeoutMs) void this.end('idle_timeout');
+    if (now.getTime() - this.#lastActivityMs >= this.#idleTimeoutMs) {
+      void this.end('idle_timeout');
+      return;
+    }
+    for (const carried of this.#channels.values()) carried.rest?.(Date.now());
   }
 
   /**
@@ -727,11 +751,16 @@ export class LiveSession {
     if (this.#upstream !== null) {
       this.#upstream.then((c) => c.end()).catch(() => undefined);
     }
-    let recording: { chunks: number; head: string | null } = { chunks: 0, head: null };
+    let recording: { chunks: number; head: string | null };
     try {
       recording = await this.recorder.close();
     } catch (err) {
-      this.ctx.log.error({ err, sessionId: this.id }, 'recording could not be sealed');
+      // Seal what did reach the store, so that part still verifies.
+      recording = this.recorder.durable;
+      this.ctx.log.error(
+        { err, sessionId: this.id, durableChunks: recording.chunks },
+        'recording could not be completed; sealing the part that is stored',
+      );
     }
     const endedAt = this.ctx.clock.now();
     const record: SessionEndRecord = {

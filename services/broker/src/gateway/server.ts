@@ -52,6 +52,9 @@ export interface SshGateway {
   close(reason?: 'broker_shutdown'): Promise<void>;
 }
 
+/** Quiet time after which an idle shell's terminal emulator is put to rest (see ShellSplice.rest). */
+export const DEFAULT_TERMINAL_REST_AFTER_MS = 10_000;
+
 export async function startSshGateway(
   ctx: BrokerContext,
   options: {
@@ -62,6 +65,8 @@ export async function startSshGateway(
     /** Where session end records wait on disk while the audit store is down (else memory only). */
     pendingEndsDir?: string;
     superviseEveryMs?: number;
+    /** Quiet time after which a shell's terminal emulator is put to rest. */
+    terminalRestAfterMs?: number;
   },
 ): Promise<SshGateway> {
   const hostKey = await loadGatewayHostKey(ctx);
@@ -81,6 +86,7 @@ export async function startSshGateway(
     dialer: options.dialer ?? directDialer,
     instanceId,
     auditFailureGraceMs: options.auditFailureGraceMs ?? 5_000,
+    terminalRestAfterMs: options.terminalRestAfterMs ?? DEFAULT_TERMINAL_REST_AFTER_MS,
     onEnded: (session) => registry.remove(session),
     deferEnd: (end) => registry.deferEnd(end),
   };

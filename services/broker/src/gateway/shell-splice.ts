@@ -26,6 +26,7 @@ export class ShellSplice {
   readonly #queue: Buffer[] = [];
   #outputDone: Promise<void> = Promise.resolve();
   #lastOutputAt = 0;
+  #lastInputAt = 0;
   #stopped = false;
 
   constructor(
@@ -45,6 +46,7 @@ export class ShellSplice {
 
   start(id: number): void {
     this.#id = id;
+    this.#lastOutputAt = this.#lastInputAt = Date.now();
     const { upstream, channel, session } = this;
     if (this.pty !== null)
       session.recorder.record(id, 'r', Buffer.from(`${this.pty.cols}x${this.pty.rows}`));
@@ -92,6 +94,21 @@ export class ShellSplice {
     this.upstream.signal(name);
   }
 
+  /**
+   * Puts the terminal emulator to rest once the shell has been quiet (no
+   * input, no output) for the session's terminalRestAfterMs: an idle shell
+   * then costs a few KiB instead of a whole emulator. Refused mid-line (see
+   * ShellCommandExtractor.rest); the next output or key wakes it.
+   */
+  rest(nowMs: number): void {
+    const extractor = this.#extractor;
+    if (extractor === null || extractor.resting || this.#stopped) return;
+    if (this.#busy || this.#queue.length > 0) return;
+    const quietSince = Math.max(this.#lastOutputAt, this.#lastInputAt);
+    if (nowMs - quietSince < this.session.terminalRestAfterMs) return;
+    if (extractor.rest()) this.session.ctx.metrics.terminalRests.inc();
+  }
+
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -120,6 +137,7 @@ export class ShellSplice {
   #input(data: Buffer): void {
     if (this.session.failing || this.session.ended) return;
     this.session.count('i', data.length);
+    this.#lastInputAt = Date.now();
     this.session.recorder.record(this.#id, 'i', data);
     if (this.#extractor === null && !this.#lineMode) {
       this.upstream.write(data);
@@ -143,6 +161,7 @@ export class ShellSplice {
         if (data === undefined) break;
         if (this.#extractor !== null) {
           await this.#outputDone;
+          if (this.#extractor.resting) await this.#extractor.wake();
           const decision = this.#extractor.onInput(data);
           if (decision.kind === 'submit') await this.#submit(decision);
           else this.upstream.write(decision.data);

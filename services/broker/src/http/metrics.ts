@@ -7,6 +7,7 @@ export interface Metrics {
   readonly logins: Counter<'outcome'>;
   readonly auditEvents: Counter<'type'>;
   readonly jobs: Counter<'kind' | 'outcome'>;
+  readonly terminalRests: Counter;
   /** Control links of zone connectors to this replica. */
   readonly connectorLinks: Gauge;
   /** Streams through connectors: opened, refused (by either side), lost with their connector. */
@@ -42,6 +43,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'airlock_jobs_total',
       help: 'Lifecycle jobs run, by kind and outcome.',
       labelNames: ['kind', 'outcome'],
+      registers: [registry],
+    }),
+    terminalRests: new Counter({
+      name: 'airlock_gateway_terminal_rests_total',
+      help: 'Idle shells whose terminal emulator was put to rest to save memory.',
       registers: [registry],
     }),
     connectorLinks: new Gauge({
