@@ -83,6 +83,8 @@ describe('zone connector, end to end with real processes', () => {
   let approver: SignedIn;
   let vera: Vendor;
   let asset: SshAsset;
+  /** The same sshd in a zone without connectors (dialled directly). */
+  let direct: SshAsset;
   const connectors = new Map<string, ConnectorProcess>();
   const enrollment = new Map<string, { id: string; token: string }>();
   const terminals: InteractiveSsh[] = [];
@@ -353,7 +355,7 @@ describe('zone connector, end to end with real processes', () => {
     'records a session through the connector exactly as the same session on the direct path',
     async () => {
       // The same sshd, registered a second time in a zone without connectors: dialled directly.
-      const direct = await createSshAsset(api, admin, approver, sshd!, 'ews-direct-01');
+      direct = await createSshAsset(api, admin, approver, sshd!, 'ews-direct-01');
       await grantAccess(api, vera, approver, direct);
       const marker = randomBytes(4).toString('hex');
       const command = `printf 'line-%s\\n' ${marker} one two three; echo done`;
@@ -577,6 +579,29 @@ describe('zone connector, end to end with real processes', () => {
       expect(ended.endDetail).toContain('no connector of the zone');
       const live = await api.get(`/api/v1/sessions?live=true&userId=${vera.id}`, admin.token);
       expect(live.body.sessions).toHaveLength(0);
+
+      // Registering a connector for the direct zone, even before it enrols, ends direct dialling.
+      const before = await runSsh(
+        [...sshArgs(gatewayTarget(broker!.sshAddress, vera, direct.name)), 'echo direct-ok'],
+        { timeoutMs: 30_000 },
+      );
+      expect(before.stdout).toContain('direct-ok');
+      expectStatus(
+        await api.post(
+          '/api/v1/connectors',
+          { name: 'gw-new', zoneId: direct.zoneId },
+          admin.token,
+        ),
+        201,
+        'register a connector',
+      );
+      const after = await runSsh(
+        [...sshArgs(gatewayTarget(broker!.sshAddress, vera, direct.name)), 'echo direct-ok'],
+        { timeoutMs: 30_000 },
+      );
+      expect(after.stdout).not.toContain('direct-ok');
+      const refusedDirect = await endedSession(api, admin, (await sessionsOfVera())[0]!.id);
+      expect(refusedDirect.endDetail).toContain('no connector of the zone');
     },
     LONG,
   );

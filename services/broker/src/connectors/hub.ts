@@ -45,12 +45,12 @@ import {
 import {
   advertiseReplicaUrl,
   disabledConnectorIds,
-  enrolledConnectorIds,
   findConnectorIdentity,
   forgetExpiredAssertions,
   liveReplicaUrls,
   recordSessionConnector,
   rememberAssertion,
+  zoneConnectors,
   zoneEndpoints,
   type ConnectorIdentityRecord,
 } from './repository.js';
@@ -617,15 +617,15 @@ export class ConnectorHub {
   // ---------------------------------------------------------------- streams
 
   /**
-   * Assets of a zone with enrolled connectors are reached only through them;
-   * a zone without connectors is dialled directly. Among the zone's
+   * Assets of a zone with connectors are reached only through them (see
+   * zoneConnectors); a zone without any is dialled directly. Among the zone's
    * connectors linked to this replica, the one carrying fewest streams
    * serves; a dropped one is simply no longer linked, so the others take over.
    */
   async #dial(asset: AssetRecord, port: number, context: DialContext): Promise<Duplex> {
-    const enrolled = await enrolledConnectorIds(this.#ctx.pool, asset.zoneId);
-    if (enrolled.length === 0) return directDialer.dial(asset, port, context);
-    const candidates = enrolled
+    const zone = await zoneConnectors(this.#ctx.pool, asset.zoneId);
+    if (!zone.hasConnectors) return directDialer.dial(asset, port, context);
+    const candidates = zone.servingIds
       .flatMap((id) => [...(this.#links.get(id) ?? [])])
       .filter((link) => !link.closed)
       .sort((a, b) => this.#load(a) - this.#load(b));
