@@ -331,6 +331,13 @@ async function main(): Promise<number> {
       viaConnector,
       viaConnector,
     ),
+    // The same load on the broker without touching the connector: what is left is the
+    // connector's own share of the figure above.
+    await echoRun(
+      'through broker + connector, bulk through broker (not the connector)',
+      b.broker,
+      viaConnector,
+    ),
     await echoRun('through broker, bulk through broker (no connector)', b.broker, b.broker),
     await echoRun('direct to sshd, bulk direct to sshd (the machine alone)', b.direct, b.direct),
   ];
