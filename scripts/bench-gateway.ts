@@ -796,7 +796,7 @@ export async function makePayload(sshd: SshdFixture, sizeBytes: number): Promise
 
 // ---------------------------------------------------------------- 2. echo latency
 
-interface EchoSession {
+export interface EchoSession {
   /** Types one character and resolves with the milliseconds until its echo arrived. */
   echo(char: string, timeoutMs: number): Promise<number>;
   close(): Promise<void>;
@@ -808,7 +808,10 @@ interface EchoSession {
  * at the prompt (the vendor's path: through the command extractor); `exec`
  * runs `ssh -tt … cat` (a pty, but no extractor).
  */
-async function openEchoSession(target: SshTarget, mode: 'shell' | 'exec'): Promise<EchoSession> {
+export async function openEchoSession(
+  target: SshTarget,
+  mode: 'shell' | 'exec',
+): Promise<EchoSession> {
   const args = ['-tt', ...sshArgs(target), ...(mode === 'exec' ? ['cat'] : [])];
   const pty = nodePty().spawn(SSH_BIN, args, {
     name: 'xterm-256color',

@@ -45,12 +45,13 @@ describe('zone connector with two broker replicas', () => {
   let admin: SignedIn;
   let vera: Vendor;
   let asset: SshAsset;
+  let env: Record<string, string>;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'airlock-e2e-replicas-'));
     database = await createEmptyDatabase();
     sshd = await startSshd();
-    const env = {
+    env = {
       DATABASE_URL: database.url,
       AIRLOCK_ADMIN_PASSWORD: randomPassword(),
       // Replicas share the master key: every signing key, the connectors' pinned one included.
@@ -60,7 +61,7 @@ describe('zone connector with two broker replicas', () => {
     brokers.push(await spawnBroker({ dataDir: join(dir, 'broker-1'), env }));
     brokers.push(await spawnBroker({ dataDir: join(dir, 'broker-2'), env }));
     api = apiClient(brokers[0]!.httpUrl);
-    admin = await signIn(api, 'admin', env.AIRLOCK_ADMIN_PASSWORD);
+    admin = await signIn(api, 'admin', env.AIRLOCK_ADMIN_PASSWORD!);
     const approver = await createUser(api, admin, { username: 'alice', roles: ['approver'] });
     asset = await createSshAsset(api, admin, approver, sshd, 'hmi-intake-01');
     vera = await createVendor(api, admin, join(dir, 'keys'), 'vera');
@@ -122,6 +123,35 @@ describe('zone connector with two broker replicas', () => {
         'audit',
       ).body.events as { data: { instance: string } }[];
       expect(new Set(connected.map((e) => e.data.instance)).size).toBe(2);
+    },
+    LONG,
+  );
+
+  it(
+    'keeps serving through the surviving replica when one is killed, and links to a replica that starts later by itself',
+    async () => {
+      await brokers[0]!.kill();
+      const survivor = brokers[1]!;
+      const ssh = async (broker: BrokerProcess) => {
+        const marker = randomBytes(4).toString('hex');
+        const result = await runSsh(
+          [...sshArgs(gatewayTarget(broker.sshAddress, vera, asset.name)), `echo via-${marker}`],
+          { timeoutMs: 30_000 },
+        );
+        expect(result.stdout, `${broker.httpUrl}: ${result.stderr}`).toContain(`via-${marker}`);
+      };
+      await ssh(survivor);
+
+      // A new replica (new address) joins; the connector hears of it from the survivor.
+      const from = connector!.stdout().length;
+      const joined = await spawnBroker({ dataDir: join(dir, 'broker-3'), env });
+      brokers.push(joined);
+      await connector!.waitForOutput(
+        new RegExp(`airlock-connector linked ${joined.httpUrl.replace(/[.]/g, '\\.')}/`),
+        30_000,
+        from,
+      );
+      await ssh(joined);
     },
     LONG,
   );

@@ -26,6 +26,7 @@ import {
 } from '@airlock/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  createSshAsset,
   createUser,
   createVendor,
   endedSession,
@@ -82,6 +83,8 @@ describe('zone connector, end to end with real processes', () => {
   let approver: SignedIn;
   let vera: Vendor;
   let asset: SshAsset;
+  /** The same sshd in a zone without connectors (dialled directly). */
+  let direct: SshAsset;
   const connectors = new Map<string, ConnectorProcess>();
   const enrollment = new Map<string, { id: string; token: string }>();
   const terminals: InteractiveSsh[] = [];
@@ -349,6 +352,66 @@ describe('zone connector, end to end with real processes', () => {
   );
 
   it(
+    'records a session through the connector exactly as the same session on the direct path',
+    async () => {
+      // The same sshd, registered a second time in a zone without connectors: dialled directly.
+      direct = await createSshAsset(api, admin, approver, sshd!, 'ews-direct-01');
+      await grantAccess(api, vera, approver, direct);
+      const marker = randomBytes(4).toString('hex');
+      const command = `printf 'line-%s\\n' ${marker} one two three; echo done`;
+      const run = async (assetName: string) => {
+        const before = new Set((await sessionsOfVera()).map((x) => x.id));
+        const result = await runSsh(
+          [...sshArgs(gatewayTarget(broker!.sshAddress, vera, assetName)), command],
+          { timeoutMs: 30_000 },
+        );
+        expect(result.code, result.stderr).toBe(0);
+        const id = (await sessionsOfVera()).map((x) => x.id).find((x) => !before.has(x))!;
+        await endedSession(api, admin, id);
+        return { id, stdout: result.stdout };
+      };
+      const viaConnector = await run(asset.name);
+      const viaDirect = await run(direct.name);
+      expect(viaConnector.stdout).toBe(viaDirect.stdout);
+      expect((await session(viaConnector.id)).connectorId).toBe(
+        connectors.get('gw-a')!.connectorId,
+      );
+      expect((await session(viaDirect.id)).connectorId).toBeNull();
+
+      /**
+       * What was recorded, without the times, and with consecutive events of one
+       * kind joined (how the asset's output is cut into packets varies on any path).
+       */
+      const recorded = async (id: string) => {
+        const cast = await api.get(`/api/v1/sessions/${id}/recording`, admin.token);
+        expect(cast.status).toBe(200);
+        const events: [string, string][] = [];
+        for (const line of String(cast.body).trim().split('\n').slice(1)) {
+          const [, kind, data] = JSON.parse(line) as [number, string, string];
+          const last = events.at(-1);
+          if (last !== undefined && last[0] === kind) last[1] += data;
+          else events.push([kind, data]);
+        }
+        return events;
+      };
+      const castConnector = await recorded(viaConnector.id);
+      expect(castConnector.map(([, data]) => data).join('')).toContain(`line-${marker}`);
+      expect(castConnector).toEqual(await recorded(viaDirect.id));
+      const commandsOf = async (id: string) =>
+        (
+          expectStatus(
+            await api.get(`/api/v1/sessions/${id}/commands`, admin.token),
+            200,
+            'commands',
+          ).body.commands as { kind: string; command: string; outcome: string }[]
+        ).map((c) => [c.kind, c.command, c.outcome]);
+      expect(await commandsOf(viaConnector.id)).toEqual([['exec', command, 'forwarded']]);
+      expect(await commandsOf(viaConnector.id)).toEqual(await commandsOf(viaDirect.id));
+    },
+    LONG,
+  );
+
+  it(
     'keeps keystroke echo responsive while another session pulls a bulk transfer through the same connector',
     async () => {
       const { term } = await openShell();
@@ -516,6 +579,29 @@ describe('zone connector, end to end with real processes', () => {
       expect(ended.endDetail).toContain('no connector of the zone');
       const live = await api.get(`/api/v1/sessions?live=true&userId=${vera.id}`, admin.token);
       expect(live.body.sessions).toHaveLength(0);
+
+      // Registering a connector for the direct zone, even before it enrols, ends direct dialling.
+      const before = await runSsh(
+        [...sshArgs(gatewayTarget(broker!.sshAddress, vera, direct.name)), 'echo direct-ok'],
+        { timeoutMs: 30_000 },
+      );
+      expect(before.stdout).toContain('direct-ok');
+      expectStatus(
+        await api.post(
+          '/api/v1/connectors',
+          { name: 'gw-new', zoneId: direct.zoneId },
+          admin.token,
+        ),
+        201,
+        'register a connector',
+      );
+      const after = await runSsh(
+        [...sshArgs(gatewayTarget(broker!.sshAddress, vera, direct.name)), 'echo direct-ok'],
+        { timeoutMs: 30_000 },
+      );
+      expect(after.stdout).not.toContain('direct-ok');
+      const refusedDirect = await endedSession(api, admin, (await sessionsOfVera())[0]!.id);
+      expect(refusedDirect.endDetail).toContain('no connector of the zone');
     },
     LONG,
   );

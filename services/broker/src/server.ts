@@ -135,6 +135,11 @@ export async function startBroker(options: {
     const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
     // Connectors dial out to this replica over the HTTP listener (WebSocket upgrades).
+    if (config.publicUrl === null && !/^(127\.|::1$|localhost$)/.test(config.bind))
+      log.warn(
+        { bind: config.bind },
+        'AIRLOCK_PUBLIC_URL is unset: connectors are told http://<bound address>, which they accept on loopback only; set it to the https:// URL connectors reach this replica by',
+      );
     const connectors = new ConnectorHub(ctx, {
       heartbeatMs: config.connectorHeartbeatMs,
       advertisedUrl: config.publicUrl ?? `http://${httpAddress}`,

@@ -25,6 +25,11 @@ export interface ConnectorConfig {
   readonly backoffMaxMs: number;
 }
 
+/** `--help`: print the usage and exit 0, before anything else is checked. */
+export function wantsHelp(argv: readonly string[] = process.argv.slice(2)): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
 export class ConnectorConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

@@ -5,7 +5,15 @@
  * public key, pinned from then on.
  */
 import { generateKeyPairSync, createPrivateKey, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -53,8 +61,10 @@ function writePrivate(path: string, content: string): void {
   renameSync(tmp, path);
 }
 
+/** The data dir holds the private key: only the connector's user may enter it, whoever made it. */
 export function ensureDataDir(dataDir: string): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
 }
 
 export function loadIdentity(dataDir: string): ConnectorIdentity | null {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { ConnectorAgent } from './agent.js';
 import { ConnectorAuditLog } from './audit-log.js';
-import { ConnectorConfigError, loadConnectorConfig, USAGE } from './config.js';
+import { ConnectorConfigError, loadConnectorConfig, USAGE, wantsHelp } from './config.js';
 import {
   discardStoredEnrollmentToken,
   enroll,
@@ -27,6 +27,10 @@ import { CONNECTOR_VERSION } from './version.js';
 const print = (line: string): void => void process.stdout.write(`${line}\n`);
 
 async function main(): Promise<number> {
+  if (wantsHelp()) {
+    print(USAGE);
+    return 0;
+  }
   let config;
   try {
     config = loadConnectorConfig();

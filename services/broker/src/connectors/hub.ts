@@ -45,12 +45,12 @@ import {
 import {
   advertiseReplicaUrl,
   disabledConnectorIds,
-  enrolledConnectorIds,
   findConnectorIdentity,
   forgetExpiredAssertions,
   liveReplicaUrls,
   recordSessionConnector,
   rememberAssertion,
+  zoneConnectors,
   zoneEndpoints,
   type ConnectorIdentityRecord,
 } from './repository.js';
@@ -93,6 +93,8 @@ interface ControlLink {
   assetsSent: string;
   replicasSent: string;
   closed: boolean;
+  /** The connect record; a loss is recorded after it, never before. */
+  greeted: Promise<void>;
 }
 
 export interface ConnectorHubOptions {
@@ -349,6 +351,7 @@ export class ConnectorHub {
       assetsSent: '',
       replicasSent: '',
       closed: false,
+      greeted: Promise.resolve(),
     };
     // Several links of one connector may coexist (a reconnect while the old link is
     // not yet known dead; the same replica reached by two URLs): each lives on its own.
@@ -372,7 +375,7 @@ export class ConnectorHub {
     ws.on('error', (err) =>
       this.#ctx.log.debug({ err: err.message, connectorId: connector.id }, 'control link error'),
     );
-    void this.#greet(link).catch((err: unknown) => {
+    link.greeted = this.#greet(link).catch((err: unknown) => {
       this.#ctx.log.error({ err, connectorId: connector.id }, 'could not greet a connector');
       ws.close(CLOSE_CODES.shutdown, 'broker error');
     });
@@ -546,6 +549,7 @@ export class ConnectorHub {
       setTimeout(() => link.ws.terminate(), reason === 'heartbeat_timeout' ? 0 : 1_000).unref();
     } else link.ws.terminate();
     this.#ctx.log.warn({ connectorId: link.connector.id, reason }, 'connector link lost');
+    await link.greeted;
     try {
       await withTransaction(this.#ctx.pool, async (client) => {
         // Offline only if no other link of this connector is up on this replica.
@@ -613,15 +617,15 @@ export class ConnectorHub {
   // ---------------------------------------------------------------- streams
 
   /**
-   * Assets of a zone with enrolled connectors are reached only through them;
-   * a zone without connectors is dialled directly. Among the zone's
+   * Assets of a zone with connectors are reached only through them (see
+   * zoneConnectors); a zone without any is dialled directly. Among the zone's
    * connectors linked to this replica, the one carrying fewest streams
    * serves; a dropped one is simply no longer linked, so the others take over.
    */
   async #dial(asset: AssetRecord, port: number, context: DialContext): Promise<Duplex> {
-    const enrolled = await enrolledConnectorIds(this.#ctx.pool, asset.zoneId);
-    if (enrolled.length === 0) return directDialer.dial(asset, port, context);
-    const candidates = enrolled
+    const zone = await zoneConnectors(this.#ctx.pool, asset.zoneId);
+    if (!zone.hasConnectors) return directDialer.dial(asset, port, context);
+    const candidates = zone.servingIds
       .flatMap((id) => [...(this.#links.get(id) ?? [])])
       .filter((link) => !link.closed)
       .sort((a, b) => this.#load(a) - this.#load(b));

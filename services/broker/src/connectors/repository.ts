@@ -27,14 +27,25 @@ export async function findConnectorIdentity(
     : { id: r.id, zoneId: r.zone_id, name: r.name, publicKey: r.public_key, status: r.status };
 }
 
-/** Enrolled, enabled connectors of a zone: when there is at least one, the zone is reached only through them. */
-export async function enrolledConnectorIds(db: Queryable, zoneId: string): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `select id from connectors
-      where zone_id = $1 and enrolled_at is not null and status <> 'disabled' order by id`,
+/**
+ * How a zone is reached. A zone with any connector at all — even one not yet
+ * enrolled, or disabled — is reached only through its enrolled, enabled
+ * connectors: registering a connector says the broker has no business
+ * dialling into that zone itself. `servingIds` may then be empty.
+ */
+export async function zoneConnectors(
+  db: Queryable,
+  zoneId: string,
+): Promise<{ hasConnectors: boolean; servingIds: string[] }> {
+  const { rows } = await db.query<{ id: string; serving: boolean }>(
+    `select id, (enrolled_at is not null and status <> 'disabled') as serving
+       from connectors where zone_id = $1 order by id`,
     [zoneId],
   );
-  return rows.map((r) => r.id);
+  return {
+    hasConnectors: rows.length > 0,
+    servingIds: rows.filter((r) => r.serving).map((r) => r.id),
+  };
 }
 
 /** What a connector of the zone may reach: each asset's host with its service port and listed forward ports. */
