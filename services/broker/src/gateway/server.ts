@@ -4,6 +4,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2, { type Algorithms, type Connection, type ClientInfo } from 'ssh2';
 import type { BrokerContext } from '../context.js';
 import { ConnectionAuthenticator } from './authenticator.js';
+import { shareEventLoop } from './fair-reads.js';
 import { loadGatewayHostKey, type GatewayHostKey } from './host-keys.js';
 import {
   announceInstance,
@@ -137,6 +138,8 @@ export async function startSshGateway(
   // Our own listener, handing each socket to ssh2, so that shutdown can reach every socket.
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
+    socket.setNoDelay(true);
+    shareEventLoop(socket);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     sshServer.injectSocket(socket);

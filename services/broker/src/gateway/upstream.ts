@@ -4,6 +4,7 @@ import { parseSshPublicKey } from '@airlock/crypto';
 import ssh2, { type Client, type ConnectConfig } from 'ssh2';
 import type { BrokerContext } from '../context.js';
 import type { AssetRecord } from '../features/assets/repository.js';
+import { shareEventLoop } from './fair-reads.js';
 import { credentialAad } from '../features/assets/service.js';
 
 /** What a dial is for: the session and grant it carries, so a connector can re-check them. */
@@ -48,6 +49,7 @@ export const directDialer: AssetDialer = {
     return new Promise<Socket>((resolve, reject) => {
       const socket = connect({ host: asset.host, port, timeout: 10_000 });
       socket.setNoDelay(true);
+      shareEventLoop(socket);
       socket.once('connect', () => {
         socket.setTimeout(0);
         resolve(socket);
