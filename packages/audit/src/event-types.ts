@@ -53,6 +53,10 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL1101W',
     description: 'An authenticated user attempted an action their roles do not allow.',
   },
+  'auth.step_up_failed': {
+    code: 'AL1102W',
+    description: 'A decision was refused because its step-up one-time code was wrong or reused.',
+  },
 
   // registry
   'zone.created': { code: 'AL2000I', description: 'A zone was created.' },

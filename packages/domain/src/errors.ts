@@ -85,6 +85,14 @@ export const ERROR_CATALOGUE = {
     message: 'This action requires one of the roles: {roles}.',
   },
   'auth.csrf_failed': { kind: 'permission_denied', message: 'Cross-site request refused.' },
+  'auth.step_up_required': {
+    kind: 'permission_denied',
+    message: 'Confirm this decision with a current one-time code from your authenticator app.',
+  },
+  'auth.step_up_failed': {
+    kind: 'permission_denied',
+    message: 'The one-time code is not valid (each code works once); wait for the next one.',
+  },
 
   // TOTP
   'totp.already_enrolled': { kind: 'conflict', message: 'TOTP is already enrolled for this user.' },

@@ -116,7 +116,7 @@ export async function startSshGateway(
         version: info.header.versions.software ?? null,
       });
       registry.add(session);
-      session.attach();
+      session.attach(connection);
       session.start().catch((err: unknown) => {
         ctx.log.error({ err, sessionId: session.id }, 'session could not start (audit store?)');
         void session.end('audit_failure', 'the session could not be recorded');
