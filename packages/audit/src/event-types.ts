@@ -167,6 +167,10 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL5009I',
     description: 'A file transfer finished: path, direction, size and SHA-256 of the content.',
   },
+  'session.watched': {
+    code: 'AL5050I',
+    description: 'Someone began watching a session live in the console (read-only).',
+  },
 
   // notifications
   'notification.delivered': { code: 'AL6000I', description: 'A notification was delivered.' },

@@ -125,18 +125,19 @@ export async function startBroker(options: {
     await jobs.start();
     log.info({ transport: jobs.transport }, 'lifecycle jobs running');
 
-    const app = await buildApp(ctx);
-    cleanups.unshift(async () => app.close());
-    await app.listen({ host: config.bind, port: config.httpPort });
-    const address = app.server.address() as AddressInfo;
-    const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-
+    // The gateway first: the console's browser terminals run their sessions in it.
     const gateway = await startSshGateway(ctx, {
       host: config.bind,
       port: config.sshPort,
       pendingEndsDir: join(config.dataDir, 'pending-session-ends'),
     });
     cleanups.unshift(async () => gateway.close('broker_shutdown'));
+
+    const app = await buildApp(ctx, { terminals: gateway });
+    cleanups.unshift(async () => app.close());
+    await app.listen({ host: config.bind, port: config.httpPort });
+    const address = app.server.address() as AddressInfo;
+    const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
     await appendAuditEventStandalone(
       pool,

@@ -1,0 +1,435 @@
+/**
+ * The web console from the outside: the real broker process (`pnpm start`)
+ * serving the built console, headless Chromium driven by playwright-core (one
+ * browser context per person), and a real sshd as the OT asset. Every step
+ * asserts what the person sees on the page; what ran on the asset is read
+ * from the asset's own shell history. Screenshots of each main screen go to
+ * test-output/screenshots/ for a reviewer.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { totpCode } from '@airlock/crypto';
+import { createEmptyDatabase, startSshd, type SshdFixture } from '@airlock/test-support';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import {
+  createSshAsset,
+  createUser,
+  endedSession,
+  expectStatus,
+  randomPassword,
+  signIn,
+  type SignedIn,
+  type SshAsset,
+} from './support/airlock.js';
+import { killBroker, REPO_ROOT, spawnBroker, type BrokerProcess } from './support/broker.js';
+import { apiClient, type ApiClient } from './support/http.js';
+
+const LONG = 180_000;
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOTS = join(REPO_ROOT, 'test-output', 'screenshots');
+/** Markup that must stay text wherever a person typed it. */
+const XSS_REASON =
+  'Replace the HMI panel <script>window.__xss = "reason"</script><img src=x onerror="window.__xss = \'img\'">';
+
+const STEP_MS = 30_000;
+/** The last TOTP time step each user spent: a code is accepted once only. */
+const spentSteps = new Map<string, number>();
+
+/**
+ * A code the broker has not seen yet: the next time step (accepted one step
+ * early), after waiting when even that one was spent.
+ */
+async function freshCode(person: SignedIn): Promise<string> {
+  const spent = spentSteps.get(person.id) ?? Math.floor(Date.now() / STEP_MS);
+  while (Math.floor(Date.now() / STEP_MS) + 1 <= spent)
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  const step = Math.floor(Date.now() / STEP_MS) + 1;
+  spentSteps.set(person.id, step);
+  return totpCode(person.totpSecret!, step * STEP_MS);
+}
+
+/**
+ * Key by key, at a fast typist's pace (40 ms a key). The gateway reads a
+ * command off the screen when Enter arrives; keys sent in earlier packets
+ * whose echo has not come back yet are not waited for (a limit of the
+ * gateway's extractor, for SSH and browser alike), so a test typing at
+ * machine speed would record a line before the asset showed all of it.
+ */
+async function typeLikeAPerson(page: Page, text: string): Promise<void> {
+  await page.keyboard.type(text, { delay: 40 });
+}
+
+/** What a terminal (xterm.js) shows, as text. */
+async function screenOf(page: Page, testId: string): Promise<string> {
+  const text = await page.getByTestId(testId).locator('.xterm-rows').innerText();
+  return text.replace(/\u00a0/g, ' ');
+}
+
+async function waitForScreen(
+  page: Page,
+  testId: string,
+  pattern: RegExp | string,
+  timeoutMs = 20_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    last = await screenOf(page, testId).catch(() => '');
+    if (typeof pattern === 'string' ? last.includes(pattern) : pattern.test(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the terminal ${testId} never showed ${String(pattern)}; it shows:\n${last}`);
+}
+
+/** No script ran and no markup was made from what people typed or the asset printed. */
+async function expectNoInjection(page: Page): Promise<void> {
+  expect(await page.evaluate('typeof window.__xss')).toBe('undefined');
+  expect(await page.locator('main img[src="x"], main script').count()).toBe(0);
+}
+
+describe('web console, end to end with the real broker and Chromium', () => {
+  let dataDir = '';
+  let database: { url: string; drop(): Promise<void> } | null = null;
+  let sshd: SshdFixture | null = null;
+  let broker: BrokerProcess | null = null;
+  let browser: Browser | null = null;
+  let api: ApiClient;
+  let admin: SignedIn;
+  let alice: SignedIn; // approver, TOTP enrolled
+  let dana: SignedIn; // auditor
+  let vera: SignedIn; // vendor
+  let asset: SshAsset;
+  const contexts: BrowserContext[] = [];
+
+  const screenshot = async (page: Page, name: string): Promise<void> => {
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  };
+
+  const openAs = async (
+    person: SignedIn,
+    options: { totp?: boolean } = {},
+  ): Promise<{ page: Page; context: BrowserContext }> => {
+    const context = await browser!.newContext({ viewport: { width: 1280, height: 860 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(broker!.httpUrl);
+    await page.getByLabel('Username').fill(person.username);
+    await page.getByLabel('Password').fill(person.password);
+    if (options.totp === true) await page.getByLabel(/One-time code/).fill(await freshCode(person));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect
+      .poll(() => page.getByTestId('signed-in-as').textContent(), { timeout: 15_000 })
+      .toContain(person.username);
+    return { page, context };
+  };
+
+  beforeAll(async () => {
+    await mkdir(SCREENSHOTS, { recursive: true });
+    dataDir = await mkdtemp(join(tmpdir(), 'airlock-e2e-console-'));
+    database = await createEmptyDatabase();
+    const env = {
+      DATABASE_URL: database.url,
+      AIRLOCK_ADMIN_PASSWORD: randomPassword(),
+      AIRLOCK_MASTER_KEY: randomBytes(32).toString('base64'),
+    };
+    sshd = await startSshd();
+    broker = await spawnBroker({ dataDir, env });
+    api = apiClient(broker.httpUrl);
+    admin = await signIn(api, 'admin', env.AIRLOCK_ADMIN_PASSWORD);
+    alice = await createUser(api, admin, { username: 'alice', roles: ['approver'] });
+    dana = await createUser(api, admin, { username: 'dana', roles: ['auditor'] });
+    vera = await createUser(api, admin, {
+      username: 'vera',
+      roles: ['vendor'],
+      organization: 'Nordwerk <b>Automation</b>',
+    });
+    asset = await createSshAsset(api, admin, alice, sshd, 'hmi-01');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      // playwright-core starts Chromium with a fresh temporary profile (user data dir) of its own.
+      args: ['--no-sandbox', '--disable-background-networking'],
+    });
+  }, LONG);
+
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await killBroker(broker);
+    await sshd?.stop();
+    await database?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  it(
+    'a vendor requests, an approver approves with a fresh code, the vendor works in the browser terminal, the approver watches and terminates, the auditor replays and finds the command',
+    async () => {
+      // --- the vendor asks for access -------------------------------------------
+      const vendor = await openAs(vera);
+      await vendor.page.goto(`${broker!.httpUrl}/#/request`);
+      await vendor.page.getByLabel(/hmi-01/).check();
+      const limits = vendor.page.getByTestId('zone-limits');
+      await expect.poll(() => limits.textContent()).toContain('1 approval needed');
+      expect(await limits.textContent()).toContain('allows shell, exec');
+      await vendor.page.getByLabel('Minutes').fill('90');
+      await vendor.page.getByLabel('Reason').fill(XSS_REASON);
+      await vendor.page.getByLabel(/Ticket/).fill('WO-4711');
+      await screenshot(vendor.page, '01-vendor-request-form');
+      await vendor.page.getByRole('button', { name: 'Send request' }).click();
+      await expect
+        .poll(() => vendor.page.getByRole('status').first().textContent())
+        .toMatch(/Request sent \(req_[0-9a-z]+\)/);
+
+      await vendor.page.goto(`${broker!.httpUrl}/#/my-requests`);
+      const myRequest = vendor.page.getByTestId('request-card').first();
+      await expect.poll(() => myRequest.textContent()).toContain('pending');
+      // The reason is shown as the vendor typed it: text, not markup.
+      expect(await myRequest.textContent()).toContain('<script>window.__xss = "reason"</script>');
+      await expectNoInjection(vendor.page);
+
+      // --- the approver decides, in a second browser -----------------------------
+      const approver = await openAs(alice, { totp: true });
+      // The queue is the approver's first screen; the request arrives without a reload.
+      const pending = approver.page.getByTestId('pending-request').first();
+      await expect.poll(() => pending.textContent(), { timeout: 10_000 }).toContain('vera');
+      expect(await pending.textContent()).toContain('Nordwerk <b>Automation</b>');
+      expect(await pending.getByTestId('request-reason').textContent()).toBe(XSS_REASON);
+      expect(await pending.textContent()).toContain('First request from this user');
+      await expectNoInjection(approver.page);
+      await pending.getByRole('button', { name: 'Approve…' }).click();
+      // The decision needs a fresh code: the one used to sign in is spent.
+      await pending
+        .getByLabel(/one-time code/)
+        .fill(totpCode(alice.totpSecret!, Date.now() - 30_000));
+      await pending.getByRole('button', { name: 'Confirm approval' }).click();
+      await expect
+        .poll(() => pending.getByRole('alert').textContent())
+        .toContain('was not accepted');
+      await pending.getByLabel(/one-time code/).fill(await freshCode(alice));
+      await screenshot(approver.page, '02-approver-queue');
+      await pending.getByRole('button', { name: 'Confirm approval' }).click();
+      await expect
+        .poll(() => approver.page.getByText('No requests are waiting for you').count())
+        .toBe(1);
+
+      // --- the vendor connects in the browser -------------------------------------
+      await vendor.page.goto(`${broker!.httpUrl}/#/grants`);
+      const grant = vendor.page.getByTestId('grant-card').first();
+      await expect.poll(() => grant.textContent(), { timeout: 10_000 }).toContain('active');
+      expect(await grant.getByTestId('countdown').textContent()).toMatch(/^1 h (29|30) min left$/);
+      await screenshot(vendor.page, '03-vendor-grants');
+      await grant.getByRole('link', { name: 'Open terminal on hmi-01' }).click();
+      await waitForScreen(vendor.page, 'terminal', 'asset$ ');
+      expect(await vendor.page.getByTestId('terminal-status').textContent()).toMatch(
+        /Connected to hmi-01 · session ses_[0-9a-z]+/,
+      );
+      await vendor.page.getByTestId('terminal').click();
+      await typeLikeAPerson(vendor.page, 'echo console-$((6*7))\n');
+      await waitForScreen(vendor.page, 'terminal', /console-42\s/);
+      // Escape sequences and markup from the asset stay inside the terminal, as text.
+      await typeLikeAPerson(
+        vendor.page,
+        "printf '\\033]0;<script>window.__xss=1</script>\\007\\033]8;;javascript:window.__xss=2\\033\\\\link\\033]8;;\\033\\\\ <img src=x onerror=window.__xss=3>\\n'\n",
+      );
+      await waitForScreen(vendor.page, 'terminal', 'link <img src=x onerror=window.__xss=3>');
+      // Clicking the OSC 8 link does nothing: no navigation, no script.
+      await vendor.page
+        .getByTestId('terminal')
+        .locator('.xterm-rows > div')
+        .filter({ hasText: /^link / })
+        .click({ position: { x: 8, y: 6 }, force: true });
+      expect(vendor.page.url()).toBe(`${broker!.httpUrl}/#/connect/${asset.assetId}`);
+      await expectNoInjection(vendor.page);
+      expect(await vendor.page.title()).toBe('Airlock');
+      await screenshot(vendor.page, '04-vendor-terminal');
+
+      // --- the approver watches live, then terminates -----------------------------
+      await approver.page.goto(`${broker!.httpUrl}/#/live`);
+      const row = approver.page.getByTestId('live-session').first();
+      await expect.poll(() => row.textContent(), { timeout: 10_000 }).toContain('vera');
+      expect(await row.textContent()).toContain('browser from 127.0.0.1');
+      await row.getByRole('link', { name: 'Watch' }).click();
+      await waitForScreen(approver.page, 'live-terminal', /console-42\s/);
+      // What the vendor types now appears in the live view as it happens.
+      await typeLikeAPerson(vendor.page, 'echo watched-$((7*6))-live\n');
+      await waitForScreen(vendor.page, 'terminal', /watched-42-live\s/);
+      const seenAt = Date.now();
+      await waitForScreen(approver.page, 'live-terminal', /watched-42-live\s/, 5_000);
+      expect(Date.now() - seenAt).toBeLessThan(3_000);
+      await expectNoInjection(approver.page);
+      await screenshot(approver.page, '05-approver-live-view');
+      const terminateClicked = Date.now();
+      await approver.page.getByRole('button', { name: 'Terminate session' }).click();
+      await expect
+        .poll(() => vendor.page.getByTestId('terminal-status').textContent(), { timeout: 5_000 })
+        .toBe('The session has ended.');
+      expect(Date.now() - terminateClicked).toBeLessThan(3_000);
+      await waitForScreen(vendor.page, 'terminal', /terminated/i, 5_000);
+      await expect
+        .poll(() => approver.page.getByTestId('session-ended').textContent(), { timeout: 10_000 })
+        .toContain('terminated');
+      await expect
+        .poll(() => approver.page.getByTestId('live-status').textContent())
+        .toContain('The session has ended (terminated)');
+      await screenshot(vendor.page, '06-vendor-terminal-terminated');
+
+      // The commands ran on the real asset, and the session is a web session from the browser.
+      const history = await sshd!.historyLog();
+      expect(history).toContain('echo console-$((6*7))');
+      expect(history).toContain('echo watched-$((7*6))-live');
+      const sessions = await api.get(`/api/v1/sessions?userId=${vera.id}`, admin.token);
+      expect(sessions.body.sessions).toHaveLength(1);
+      const session = sessions.body.sessions[0];
+      expect(session.protocol).toBe('web');
+      expect(session.clientAddress).toBe('127.0.0.1');
+      expect(session.clientVersion).toContain('Chrome');
+      expect((await endedSession(api, admin, session.id)).endReason).toBe('terminated');
+
+      // --- the auditor finds the command and replays the session ------------------
+      const auditor = await openAs(dana);
+      await auditor.page.goto(`${broker!.httpUrl}/#/sessions`);
+      const sessionRow = auditor.page.getByTestId('session-row').first();
+      await expect.poll(() => sessionRow.textContent()).toContain('terminated');
+      expect(await sessionRow.textContent()).toContain('hmi-01');
+      await screenshot(auditor.page, '07-auditor-sessions');
+
+      await auditor.page.goto(`${broker!.httpUrl}/#/commands`);
+      await auditor.page.getByLabel('Words in the command').fill('watched');
+      await auditor.page.getByRole('button', { name: 'Search' }).click();
+      const found = auditor.page.getByTestId('command-row');
+      await expect.poll(() => found.count()).toBe(1);
+      expect(await found.first().textContent()).toContain('echo watched-$((7*6))-live');
+      await screenshot(auditor.page, '08-auditor-command-search');
+      await found
+        .first()
+        .getByRole('link', { name: /Replay at/ })
+        .click();
+
+      const commands = auditor.page.getByRole('complementary', { name: 'Commands' });
+      await expect.poll(() => commands.getByRole('button').count()).toBe(3);
+      // Clicking a command jumps to that moment: its output is on the replayed screen.
+      await commands.getByRole('button', { name: /echo console/ }).click();
+      const atFirst = await waitForScreen(auditor.page, 'replay-terminal', /console-42\s/);
+      expect(atFirst).not.toContain('watched-42-live');
+      await commands.getByRole('button', { name: /echo watched/ }).click();
+      await waitForScreen(auditor.page, 'replay-terminal', /watched-42-live\s/);
+      await auditor.page.getByRole('button', { name: 'Play' }).click();
+      await expect
+        .poll(() => auditor.page.getByRole('button', { name: 'Pause' }).count())
+        .toBeGreaterThanOrEqual(0);
+      await expectNoInjection(auditor.page);
+      await screenshot(auditor.page, '09-auditor-replay');
+
+      await auditor.page.goto(`${broker!.httpUrl}/#/audit`);
+      await auditor.page.getByRole('button', { name: 'Verify the trail' }).click();
+      await expect
+        .poll(() => auditor.page.getByTestId('verify-result').textContent())
+        .toMatch(/^Intact: \d+ events/);
+      await expect.poll(() => auditor.page.getByTestId('audit-row').count()).toBeGreaterThan(10);
+      await screenshot(auditor.page, '10-auditor-audit-trail');
+    },
+    LONG,
+  );
+
+  it(
+    'refuses a cross-site WebSocket and a cross-site form post, and serves the console under a strict CSP',
+    async () => {
+      const login = expectStatus(
+        await api.post('/api/v1/auth/login', { username: vera.username, password: vera.password }),
+        200,
+        'sign in',
+      );
+      const cookie = `airlock_session=${login.body.token as string}`;
+      const wsBase = broker!.httpUrl.replace(/^http/, 'ws');
+      const upgrade = (path: string, headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const ws = new WebSocket(`${wsBase}${path}`, { headers });
+          ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.once('open', () => {
+            ws.close();
+            resolve(101);
+          });
+          ws.once('error', reject);
+        });
+      const terminal = `/api/v1/assets/${asset.assetId}/terminal`;
+      // A page on another site opening the terminal with the vendor's cookie: refused.
+      expect(await upgrade(terminal, { cookie, origin: 'http://evil.example' })).toBe(403);
+      expect(await upgrade(terminal, { cookie })).toBe(403); // no Origin at all
+      // Same origin without a session: refused too.
+      expect(await upgrade(terminal, { origin: broker!.httpUrl })).toBe(401);
+      // Same origin, signed in, but no active grant any more (revoked below): refused.
+      const grants = await api.get(`/api/v1/grants?userId=${vera.id}`, admin.token);
+      for (const g of grants.body.grants as { id: string; status: string }[])
+        if (g.status === 'active')
+          await api.post(`/api/v1/grants/${g.id}/revoke`, { reason: 'test' }, admin.token);
+      expect(await upgrade(terminal, { cookie, origin: broker!.httpUrl })).toBe(403);
+      const refusals = await api.get('/api/v1/audit?type=auth.permission_denied', admin.token);
+      expect(
+        (refusals.body.events as { data: { reason?: string } }[]).some(
+          (e) => e.data.reason === 'cross_origin_websocket',
+        ),
+      ).toBe(true);
+
+      // A form on another site posting with the cookie: refused, nothing changed.
+      const form = await fetch(`${broker!.httpUrl}/api/v1/requests`, {
+        method: 'POST',
+        headers: {
+          cookie,
+          origin: 'http://evil.example',
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ assetIds: [asset.assetId], durationMinutes: 5, reason: 'csrf' }),
+      });
+      expect(form.status).toBe(403);
+      expect(((await form.json()) as { error: { code: string } }).error.code).toBe(
+        'auth.csrf_failed',
+      );
+      const requests = await api.get('/api/v1/requests', login.body.token as string);
+      expect(
+        (requests.body.requests as { reason: string }[]).some((r) => r.reason === 'csrf'),
+      ).toBe(false);
+
+      // A browser on another site (localhost is not the site 127.0.0.1) submitting a form
+      // to sign the vendor out: the cookie stays home (SameSite=Strict), nothing happens.
+      const { page } = await openAs(vera);
+      const evil = createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(
+          `<form id="f" method="post" action="${broker!.httpUrl}/api/v1/auth/logout"></form>` +
+            '<script>document.getElementById("f").submit()</script>',
+        );
+      });
+      await new Promise<void>((resolve) => evil.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = evil.address() as AddressInfo;
+        const answered = page.waitForResponse((r) => r.url().endsWith('/api/v1/auth/logout'));
+        await page.goto(`http://localhost:${port}/`);
+        expect((await answered).status()).toBe(401);
+      } finally {
+        evil.close();
+      }
+      await page.goto(broker!.httpUrl);
+      await expect
+        .poll(() => page.getByTestId('signed-in-as').textContent(), { timeout: 10_000 })
+        .toContain('vera');
+
+      const index = await fetch(broker!.httpUrl);
+      expect(index.status).toBe(200);
+      const csp = index.headers.get('content-security-policy') ?? '';
+      expect(csp).toContain("script-src 'self'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
+      expect(index.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(index.headers.get('referrer-policy')).toBe('no-referrer');
+      const html = await index.text();
+      expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    },
+    LONG,
+  );
+});
