@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { totpCode } from '@airlock/crypto';
@@ -27,7 +27,13 @@ import {
   type SignedIn,
   type SshAsset,
 } from './support/airlock.js';
-import { killBroker, REPO_ROOT, spawnBroker, type BrokerProcess } from './support/broker.js';
+import {
+  killBroker,
+  REPO_ROOT,
+  runCli,
+  spawnBroker,
+  type BrokerProcess,
+} from './support/broker.js';
 import { apiClient, type ApiClient } from './support/http.js';
 
 const LONG = 180_000;
@@ -319,12 +325,42 @@ describe('web console, end to end with the real broker and Chromium', () => {
       expect(atFirst).not.toContain('watched-42-live');
       await commands.getByRole('button', { name: /echo watched/ }).click();
       await waitForScreen(auditor.page, 'replay-terminal', /watched-42-live\s/);
+      // Back to the first command, then play at 8×: the rest of the session plays out.
+      await commands.getByRole('button', { name: /echo console/ }).click();
+      expect(await waitForScreen(auditor.page, 'replay-terminal', /console-42\s/)).not.toContain(
+        'watched-42-live',
+      );
+      await auditor.page.getByLabel('Speed').selectOption('8');
       await auditor.page.getByRole('button', { name: 'Play' }).click();
+      await expect.poll(() => auditor.page.getByRole('button', { name: 'Pause' }).count()).toBe(1);
+      await waitForScreen(auditor.page, 'replay-terminal', /watched-42-live\s/, 15_000);
       await expect
-        .poll(() => auditor.page.getByRole('button', { name: 'Pause' }).count())
-        .toBeGreaterThanOrEqual(0);
+        .poll(() => auditor.page.getByRole('button', { name: 'Play' }).count(), {
+          timeout: 15_000,
+        })
+        .toBe(1);
       await expectNoInjection(auditor.page);
       await screenshot(auditor.page, '09-auditor-replay');
+
+      // The export is one file an outside auditor checks without an account or database.
+      const downloading = auditor.page.waitForEvent('download');
+      await auditor.page.getByRole('link', { name: 'Export for an outside auditor' }).click();
+      const exportFile = join(dataDir, 'session-export.json');
+      await (await downloading).saveAs(exportFile);
+      const verified = await runCli(['verify-export', exportFile], { dataDir });
+      expect(verified.stdout).toContain(`export of ${session.id} is intact`);
+      expect(verified.code).toBe(0);
+      const bundle = JSON.parse(await readFile(exportFile, 'utf8'));
+      expect(bundle.commands.map((c: { command: string }) => c.command)).toContain(
+        'echo watched-$((7*6))-live',
+      );
+      // An edited command, in the list or in its audit event, is caught.
+      bundle.commands[0].command = 'echo nothing-to-see';
+      await writeFile(exportFile, JSON.stringify(bundle));
+      const tampered = await runCli(['verify-export', exportFile], { dataDir });
+      expect(tampered.code).toBe(1);
+      expect(tampered.stdout).toContain('FAIL commands');
+      expect(tampered.stdout).toContain('export is NOT intact');
 
       await auditor.page.goto(`${broker!.httpUrl}/#/audit`);
       await auditor.page.getByRole('button', { name: 'Verify the trail' }).click();

@@ -171,6 +171,10 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL5050I',
     description: 'Someone began watching a session live in the console (read-only).',
   },
+  'session.exported': {
+    code: 'AL5051I',
+    description: 'A session was exported as a signed file (recording, commands, audit events).',
+  },
 
   // notifications
   'notification.delivered': { code: 'AL6000I', description: 'A notification was delivered.' },

@@ -199,6 +199,10 @@ export const ERROR_CATALOGUE = {
     kind: 'failed_precondition',
     message: 'The session has already ended.',
   },
+  'session.export_live': {
+    kind: 'failed_precondition',
+    message: 'The session is still live; export it once it has ended.',
+  },
   'terminal.no_active_grant': {
     kind: 'permission_denied',
     message: 'You have no active grant for {asset} at this moment.',

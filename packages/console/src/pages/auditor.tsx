@@ -164,6 +164,21 @@ export function ReplayPage({ sessionId }: { sessionId: string }) {
           {data.protocol === 'web' ? 'browser' : 'SSH'} from {data.clientAddress ?? '?'}
         </p>
       )}
+      {data !== null && !data.live && (
+        <p>
+          <a
+            className="button secondary"
+            href={`/api/v1/sessions/${encodeURIComponent(sessionId)}/export`}
+            download
+          >
+            Export for an outside auditor
+          </a>{' '}
+          <span className="muted">
+            One signed file: recording, commands and audit events; checked offline with{' '}
+            <code>pnpm airlock verify-export</code>.
+          </span>
+        </p>
+      )}
       <Replay sessionId={sessionId} />
     </section>
   );
