@@ -92,7 +92,7 @@ export function sha256Hex(text: string): string {
 
 /** The commands as the statement digests them. */
 export function commandsDigest(commands: ExportedCommand[]): string {
-  return sha256Hex(canonicalJson(commands as unknown as JsonValue));
+  return sha256Hex(canonicalJson(commands));
 }
 
 function checkRecording(bundle: SessionExport): ExportCheck {
@@ -125,7 +125,7 @@ function checkRecording(bundle: SessionExport): ExportCheck {
     return {
       name: 'recording',
       ok: false,
-      detail: `the recording (${chunks.length} chunks, head ${head ?? 'none'}) is not the one session.end sealed (${String(end.data.recordingChunks)} chunks, head ${String(end.data.recordingHead)})`,
+      detail: `the recording (${chunks.length} chunks, head ${head ?? 'none'}) is not the one session.end sealed (${JSON.stringify(end.data.recordingChunks)} chunks, head ${JSON.stringify(end.data.recordingHead)})`,
     };
   return {
     name: 'recording',
@@ -204,7 +204,7 @@ function checkStatement(bundle: SessionExport, pinnedPublicKey: string | null): 
   if (mismatch !== null)
     return { name: 'signature', ok: false, detail: `the statement's ${mismatch} does not match` };
   const publicKey = pinnedPublicKey ?? bundle.publicKey;
-  let valid = false;
+  let valid: boolean;
   try {
     valid = verifySignature(
       null,
