@@ -40,6 +40,7 @@ const LONG = 180_000;
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = join(REPO_ROOT, 'test-output', 'screenshots');
 /** Markup that must stay text wherever a person typed it. */
+const XSS_DESCRIPTION = 'HMI <img src=x onerror="window.__xss = \'asset\'"> of line 3';
 const XSS_REASON =
   'Replace the HMI panel <script>window.__xss = "reason"</script><img src=x onerror="window.__xss = \'img\'">';
 
@@ -156,6 +157,13 @@ describe('web console, end to end with the real broker and Chromium', () => {
       organization: 'Nordwerk <b>Automation</b>',
     });
     asset = await createSshAsset(api, admin, alice, sshd, 'hmi-01');
+    // Asset names are DNS labels; the free-text description carries the markup instead.
+    const described = await fetch(`${broker.httpUrl}/api/v1/assets/${asset.assetId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ description: XSS_DESCRIPTION }),
+    });
+    expect(described.status).toBe(200);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
@@ -180,6 +188,9 @@ describe('web console, end to end with the real broker and Chromium', () => {
       const vendor = await openAs(vera);
       await vendor.page.goto(`${broker!.httpUrl}/#/request`);
       await vendor.page.getByLabel(/hmi-01/).check();
+      expect(await vendor.page.getByTestId('asset-description').textContent()).toContain(
+        XSS_DESCRIPTION,
+      );
       const limits = vendor.page.getByTestId('zone-limits');
       await expect.poll(() => limits.textContent()).toContain('1 approval needed');
       expect(await limits.textContent()).toContain('allows shell, exec');
@@ -369,6 +380,77 @@ describe('web console, end to end with the real broker and Chromium', () => {
         .toMatch(/^Intact: \d+ events/);
       await expect.poll(() => auditor.page.getByTestId('audit-row').count()).toBeGreaterThan(10);
       await screenshot(auditor.page, '10-auditor-audit-trail');
+    },
+    LONG,
+  );
+
+  it(
+    'lets an admin set up a zone, its policy and approvers, an asset with a write-only credential, a connector and a user',
+    async () => {
+      const { page } = await openAs(admin, { totp: true });
+      const zoneName = 'Water works <script>window.__xss = "zone"</script>';
+      await page.goto(`${broker!.httpUrl}/#/zones`);
+      await page.getByRole('form', { name: 'New zone' }).getByLabel('Name').fill(zoneName);
+      await page.getByRole('button', { name: 'Create zone' }).click();
+      const zoneCard = page.getByTestId('zone-card').filter({ hasText: 'Water works' });
+      await expect.poll(() => zoneCard.count()).toBe(1);
+      expect(await zoneCard.getByRole('heading').textContent()).toBe(zoneName);
+      await zoneCard.getByLabel('Approvals needed').fill('2');
+      await zoneCard.getByLabel('Longest window (minutes)').fill('240');
+      await zoneCard.getByLabel('sftp').check();
+      await zoneCard.getByLabel('alice').check();
+      await zoneCard.getByRole('button', { name: 'Save zone' }).click();
+      await expect.poll(() => zoneCard.getByRole('status').textContent()).toBe('Saved.');
+      const zones = await api.get('/api/v1/zones', admin.token);
+      const zone = (zones.body.zones as any[]).find((z) => z.name === zoneName);
+      expect(zone.policy.requiredApprovals).toBe(2);
+      expect(zone.policy.maxWindowMinutes).toBe(240);
+      expect(zone.policy.allowedCapabilities).toContain('sftp');
+      expect(zone.approverIds).toEqual([alice.id]);
+      await expectNoInjection(page);
+      await screenshot(page, '11-admin-zones');
+
+      const credential = `pw-${randomBytes(8).toString('hex')}`;
+      await page.goto(`${broker!.httpUrl}/#/assets`);
+      const newAsset = page.getByRole('form', { name: 'New asset' });
+      await newAsset.getByLabel('Name (DNS label)').fill('pump-07');
+      await newAsset.getByLabel('Zone').selectOption({ label: zoneName });
+      await newAsset.getByLabel('Host', { exact: true }).fill('10.20.0.7');
+      await newAsset.getByLabel('Port', { exact: true }).fill('22');
+      await newAsset.getByLabel('Login', { exact: true }).fill('maint');
+      await newAsset.getByLabel(/Credential/).fill(credential);
+      await newAsset.getByLabel(/Pinned host key/).fill(sshd!.hostPublicKey);
+      await newAsset.getByRole('button', { name: 'Create asset' }).click();
+      const assetRow = page.getByTestId('asset-row').filter({ hasText: 'pump-07' });
+      await expect.poll(() => assetRow.textContent()).toContain('stored (write-only)');
+      // Write-only: the credential is nowhere on the page once stored.
+      expect(await page.content()).not.toContain(credential);
+      await screenshot(page, '12-admin-assets');
+
+      await page.goto(`${broker!.httpUrl}/#/connectors`);
+      const newConnector = page.getByRole('form', { name: 'New connector' });
+      await newConnector.getByLabel('Name (DNS label)').fill('conn-water-01');
+      await newConnector.getByLabel('Zone').selectOption({ label: zoneName });
+      await newConnector.getByRole('button', { name: /Create and get an enrolment token/ }).click();
+      await expect
+        .poll(() => page.getByTestId('enrolment-token').textContent())
+        .toContain('conn-water-01');
+      const connectorRow = page.getByTestId('connector-row').filter({ hasText: 'conn-water-01' });
+      await expect.poll(() => connectorRow.textContent()).toContain('pending');
+      await screenshot(page, '13-admin-connectors');
+
+      await page.goto(`${broker!.httpUrl}/#/users`);
+      const newUser = page.getByRole('form', { name: 'New user' });
+      await newUser.getByLabel('Username').fill('viktor');
+      await newUser.getByLabel('Initial password').fill(randomPassword());
+      await newUser.getByLabel('Organisation').fill('Pumpen & Söhne');
+      await newUser.getByRole('button', { name: 'Create user' }).click();
+      const userRow = page.getByTestId('user-row').filter({ hasText: 'viktor' });
+      await expect.poll(() => userRow.textContent()).toContain('Pumpen & Söhne');
+      expect(await userRow.textContent()).toContain('vendor');
+      expect(await page.getByText(/Organisations:/).textContent()).toContain('Pumpen & Söhne');
+      await expectNoInjection(page);
+      await screenshot(page, '14-admin-users');
     },
     LONG,
   );

@@ -1,6 +1,7 @@
 import QRCode from 'qrcode';
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, describeError, type Role, type User } from './api';
+import { AdminAssets, AdminConnectors, AdminUsers, AdminZones } from './pages/admin';
 import { ApproverQueue, LiveSessions, WatchPage } from './pages/approver';
 import { AuditTrail, CommandSearch, ReplayPage, SessionList } from './pages/auditor';
 import { ConnectPage, MyGrants, MyRequests, RequestAccess, SshKeys } from './pages/vendor';
@@ -43,6 +44,10 @@ const NAV: NavItem[] = [
   { path: 'sessions', label: 'Sessions', roles: ['auditor', 'admin', 'approver'] },
   { path: 'commands', label: 'Command search', roles: ['auditor', 'admin', 'approver'] },
   { path: 'audit', label: 'Audit trail', roles: ['auditor', 'admin'] },
+  { path: 'zones', label: 'Zones', roles: ['admin'] },
+  { path: 'assets', label: 'Assets', roles: ['admin'] },
+  { path: 'connectors', label: 'Connectors', roles: ['admin'] },
+  { path: 'users', label: 'Users', roles: ['admin'] },
 ];
 
 export function App() {
@@ -133,6 +138,14 @@ function Page({ route, current, user }: { route: string[]; current: string; user
       return <CommandSearch />;
     case 'audit':
       return <AuditTrail />;
+    case 'zones':
+      return <AdminZones />;
+    case 'assets':
+      return <AdminAssets />;
+    case 'connectors':
+      return <AdminConnectors />;
+    case 'users':
+      return <AdminUsers />;
     default:
       return <p className="muted">Nothing here for your roles.</p>;
   }

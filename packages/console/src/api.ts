@@ -163,6 +163,7 @@ export const api = {
   get: <T>(path: string): Promise<T> => call<T>('GET', path),
   post: <T>(path: string, body: unknown = {}): Promise<T> => call<T>('POST', path, body),
   put: <T>(path: string, body: unknown): Promise<T> => call<T>('PUT', path, body),
+  patch: <T>(path: string, body: unknown): Promise<T> => call<T>('PATCH', path, body),
   del: <T>(path: string): Promise<T> => call<T>('DELETE', path),
 };
 

@@ -108,6 +108,12 @@ export function RequestAccess() {
                       onChange={() => setSelected(toggle(selected, a.id))}
                     />
                     {a.name} <span className="muted">({a.protocol})</span>
+                    {a.description !== undefined && a.description !== null && (
+                      <span className="muted" data-testid="asset-description">
+                        {' '}
+                        — {a.description}
+                      </span>
+                    )}
                   </label>
                 ))}
               </div>
