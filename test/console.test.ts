@@ -21,6 +21,7 @@ import {
   createSshAsset,
   createUser,
   endedSession,
+  grantAccess,
   expectStatus,
   randomPassword,
   signIn,
@@ -240,6 +241,10 @@ describe('web console, end to end with the real broker and Chromium', () => {
       const grant = vendor.page.getByTestId('grant-card').first();
       await expect.poll(() => grant.textContent(), { timeout: 10_000 }).toContain('active');
       expect(await grant.getByTestId('countdown').textContent()).toMatch(/^1 h (29|30) min left$/);
+      const sshPort = broker!.sshAddress!.slice(broker!.sshAddress!.lastIndexOf(':') + 1);
+      expect(await grant.getByTestId('ssh-command').textContent()).toBe(
+        `ssh -p ${sshPort} vera+hmi-01@127.0.0.1`,
+      );
       await screenshot(vendor.page, '03-vendor-grants');
       await grant.getByRole('link', { name: 'Open terminal on hmi-01' }).click();
       await waitForScreen(vendor.page, 'terminal', 'asset$ ');
@@ -380,6 +385,57 @@ describe('web console, end to end with the real broker and Chromium', () => {
         .toMatch(/^Intact: \d+ events/);
       await expect.poll(() => auditor.page.getByTestId('audit-row').count()).toBeGreaterThan(10);
       await screenshot(auditor.page, '10-auditor-audit-trail');
+    },
+    LONG,
+  );
+
+  it(
+    'gives the browser terminal the same zone rules, expiry warning and expiry as SSH',
+    async () => {
+      const patched = await fetch(`${broker!.httpUrl}/api/v1/zones/${asset.zoneId}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          policy: {
+            commandRules: [
+              { pattern: 'rm\\s+-rf', action: 'block', description: 'no recursive deletes' },
+            ],
+          },
+        }),
+      });
+      expect(patched.status).toBe(200);
+      const eve = await createUser(api, admin, {
+        username: 'eve',
+        roles: ['vendor'],
+        organization: 'Nordwerk Automation',
+      });
+      await grantAccess(api, eve, alice, asset, { notAfter: new Date(Date.now() + 25_000) });
+
+      const { page } = await openAs(eve);
+      await page.goto(`${broker!.httpUrl}/#/connect/${asset.assetId}`);
+      await waitForScreen(page, 'terminal', 'asset$ ');
+      // Under five minutes left from the start: warned at once, in the terminal.
+      await waitForScreen(page, 'terminal', /Access to hmi-01 ends in \d+ seconds/, 5_000);
+      await page.getByTestId('terminal').click();
+      await typeLikeAPerson(page, 'rm -rf /tmp/airlock-console-test\n');
+      await waitForScreen(page, 'terminal', 'Blocked by zone policy (no recursive deletes)');
+      expect(await sshd!.historyLog()).not.toContain('rm -rf /tmp/airlock-console-test');
+      await screenshot(page, '15-vendor-terminal-warned-and-blocked');
+
+      // The window closes by itself: the session ends at notAfter, as over SSH.
+      await expect
+        .poll(() => page.getByTestId('terminal-status').textContent(), { timeout: 40_000 })
+        .toBe('The session has ended.');
+      const sessions = await api.get(`/api/v1/sessions?userId=${eve.id}`, admin.token);
+      const ended = await endedSession(api, admin, sessions.body.sessions[0].id);
+      expect(ended.endReason).toBe('expired');
+      const blocked = await api.get(
+        `/api/v1/sessions/${sessions.body.sessions[0].id as string}/commands`,
+        admin.token,
+      );
+      expect(blocked.body.commands.map((c: any) => [c.command, c.outcome])).toEqual([
+        ['rm -rf /tmp/airlock-console-test', 'blocked'],
+      ]);
     },
     LONG,
   );

@@ -280,8 +280,14 @@ export function MyRequests() {
   );
 }
 
+interface GatewayInfo {
+  ssh: { port: number; hostKeyFingerprint: string } | null;
+}
+
 export function MyGrants({ user }: { user: User }) {
   const now = useNow();
+  const gateway = useLive(() => api.get<GatewayInfo>('/api/v1/gateway'), [], null);
+  const ssh = gateway.data?.ssh ?? null;
   const { data, error } = useLive(
     () => api.get<{ grants: Grant[] }>(`/api/v1/grants?userId=${encodeURIComponent(user.id)}`),
     [user.id],
@@ -314,12 +320,13 @@ export function MyGrants({ user }: { user: User }) {
             )}
             <details>
               <summary>Connect with your own SSH client</summary>
-              <pre className="copy">
-                ssh -p {'<gateway port>'} {user.username}+{g.asset.name}@{window.location.hostname}
+              <pre className="copy" data-testid="ssh-command">
+                ssh -p {ssh?.port ?? 2222} {user.username}+{g.asset.name}@{window.location.hostname}
               </pre>
               <p className="muted">
                 Register your public key under “SSH keys” first. The gateway asks for your one-time
-                code when you have one.
+                code when you have one. On first connection, check that the gateway's host key is{' '}
+                <code>{ssh?.hostKeyFingerprint ?? '(unknown)'}</code>.
               </p>
             </details>
           </li>

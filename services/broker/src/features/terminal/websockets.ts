@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { AppError, toPublicError } from '@airlock/domain';
 import { decodeFrames } from '@airlock/recording';
+import { Type } from 'typebox';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { auditAlone } from '../../audit.js';
 import type { BrokerContext } from '../../context.js';
@@ -9,7 +10,13 @@ import type { LiveSession } from '../../gateway/live-session.js';
 import type { VendorConnection } from '../../gateway/vendor-channel.js';
 import { WebTerminalChannel } from '../../gateway/web-terminal.js';
 import type { App } from '../../http/app-types.js';
-import { checkSameOrigin, principalFromToken, SESSION_COOKIE } from '../../http/authenticate.js';
+import {
+  authenticate,
+  checkSameOrigin,
+  principalFromToken,
+  SESSION_COOKIE,
+} from '../../http/authenticate.js';
+import { errorResponses } from '../../http/schemas.js';
 import type { Principal } from '../../principal.js';
 import { visibilityOf } from '../../visibility.js';
 import { getAsset, type AssetRecord } from '../assets/repository.js';
@@ -19,6 +26,9 @@ import { findUserById, type UserRecord } from '../users/repository.js';
 
 /** Starts sessions for browser terminals in the gateway's registry (see gateway/server.ts). */
 export interface WebTerminals {
+  /** `host:port` the SSH gateway listens on. */
+  readonly address: string;
+  readonly hostKey: { readonly fingerprint: string };
   startWebSession(
     identity: { user: UserRecord; asset: AssetRecord; grant: GrantRecord },
     connection: VendorConnection,
@@ -55,6 +65,35 @@ function refuse(socket: Duplex, err: unknown): void {
  * any API call.
  */
 export function installWebSockets(app: App, ctx: BrokerContext, terminals: WebTerminals | null) {
+  app.get(
+    '/api/v1/gateway',
+    {
+      onRequest: authenticate(ctx),
+      schema: {
+        tags: ['sessions'],
+        summary: 'Where vendors connect with their own SSH client, and the key to expect',
+        response: {
+          200: Type.Object({
+            ssh: Type.Union([
+              Type.Object({ port: Type.Integer(), hostKeyFingerprint: Type.String() }),
+              Type.Null(),
+            ]),
+          }),
+          ...errorResponses,
+        },
+      },
+    },
+    () => ({
+      ssh:
+        terminals === null
+          ? null
+          : {
+              port: Number(terminals.address.slice(terminals.address.lastIndexOf(':') + 1)),
+              hostKeyFingerprint: terminals.hostKey.fingerprint,
+            },
+    }),
+  );
+
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
   const authenticateUpgrade = async (
