@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { totpCode } from '@airlock/crypto';
+import { base32Decode, totpCode } from '@airlock/crypto';
 import { createEmptyDatabase, startSshd, type SshdFixture } from '@airlock/test-support';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -512,6 +512,62 @@ describe('web console, end to end with the real broker and Chromium', () => {
   );
 
   it(
+    'enrols TOTP with a QR code at first sign-in, and explains wrong credentials and the lockout plainly',
+    async () => {
+      const password = randomPassword();
+      expectStatus(
+        await api.post(
+          '/api/v1/users',
+          { username: 'bruno', password, roles: ['approver'] },
+          admin.token,
+        ),
+        201,
+        'create bruno',
+      );
+      const context = await browser!.newContext();
+      contexts.push(context);
+      const page = await context.newPage();
+      await page.goto(broker!.httpUrl);
+      await page.getByLabel('Username').fill('bruno');
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      // An approver must enrol before anything else: QR code and the key as text.
+      await expect
+        .poll(() => page.getByRole('heading', { name: 'Set up two-factor sign-in' }).count())
+        .toBe(1);
+      const qr = page.getByRole('img', { name: 'QR code for your authenticator app' });
+      await expect.poll(() => qr.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+      const secret = base32Decode((await page.getByTestId('totp-secret').textContent())!);
+      await screenshot(page, '16-totp-enrolment');
+      await page.getByLabel('Code from the app').fill('000000');
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+      await page.getByLabel('Code from the app').fill(totpCode(secret, Date.now()));
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await expect.poll(() => page.getByTestId('signed-in-as').textContent()).toContain('bruno');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+
+      // Wrong credentials, then the lockout, each said plainly.
+      for (let attempt = 1; attempt <= 5; attempt += 1) {
+        await page.getByLabel('Username').fill('bruno');
+        await page.getByLabel('Password').fill(`wrong-${attempt}`);
+        const answered = page.waitForResponse((r) => r.url().endsWith('/api/v1/auth/login'));
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        expect((await answered).status()).toBe(401);
+        await expect.poll(() => page.getByRole('alert').textContent()).toContain('is not right');
+        if (attempt === 1) await screenshot(page, '17-sign-in-error');
+      }
+      await page.getByLabel('Password').fill(password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect
+        .poll(() => page.getByRole('alert').textContent())
+        .toMatch(/Sign-in is locked for this account until/);
+      await screenshot(page, '18-sign-in-locked');
+    },
+    LONG,
+  );
+
+  it(
     'refuses a cross-site WebSocket and a cross-site form post, and serves the console under a strict CSP',
     async () => {
       const login = expectStatus(
@@ -600,7 +656,7 @@ describe('web console, end to end with the real broker and Chromium', () => {
       expect(csp).toContain("frame-ancestors 'none'");
       expect(csp).not.toMatch(/script-src[^;]*unsafe-inline/);
       expect(index.headers.get('x-content-type-options')).toBe('nosniff');
-      expect(index.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(index.headers.get('referrer-policy')).toBe('same-origin');
       const html = await index.text();
       expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
     },

@@ -61,7 +61,9 @@ export async function buildApp(
     void reply.header('cache-control', 'no-store');
     void reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
     void reply.header('x-frame-options', 'DENY');
-    void reply.header('referrer-policy', 'no-referrer');
+    // same-origin, not no-referrer: with no-referrer some browsers send `Origin: null` on
+    // same-origin POSTs, which the CSRF check would then refuse.
+    void reply.header('referrer-policy', 'same-origin');
     void reply.header('cross-origin-opener-policy', 'same-origin');
     return payload;
   });
