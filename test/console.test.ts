@@ -390,7 +390,7 @@ describe('web console, end to end with the real broker and Chromium', () => {
   );
 
   it(
-    'gives the browser terminal the same zone rules, expiry warning and expiry as SSH',
+    'gives the browser terminal the same window-change, zone rules, expiry warning and expiry as SSH',
     async () => {
       const patched = await fetch(`${broker!.httpUrl}/api/v1/zones/${asset.zoneId}`, {
         method: 'PATCH',
@@ -409,7 +409,7 @@ describe('web console, end to end with the real broker and Chromium', () => {
         roles: ['vendor'],
         organization: 'Nordwerk Automation',
       });
-      await grantAccess(api, eve, alice, asset, { notAfter: new Date(Date.now() + 25_000) });
+      await grantAccess(api, eve, alice, asset, { notAfter: new Date(Date.now() + 35_000) });
 
       const { page } = await openAs(eve);
       await page.goto(`${broker!.httpUrl}/#/connect/${asset.assetId}`);
@@ -417,6 +417,18 @@ describe('web console, end to end with the real broker and Chromium', () => {
       // Under five minutes left from the start: warned at once, in the terminal.
       await waitForScreen(page, 'terminal', /Access to hmi-01 ends in \d+ seconds/, 5_000);
       await page.getByTestId('terminal').click();
+      // A narrower window reaches the asset's shell as an SSH window-change.
+      await typeLikeAPerson(page, 'echo cols=$(tput cols)\n');
+      const wide = Number(
+        /cols=(\d+)\s/.exec(await waitForScreen(page, 'terminal', /cols=\d+\s/))![1],
+      );
+      await page.setViewportSize({ width: 700, height: 700 });
+      await typeLikeAPerson(page, 'clear; echo narrow=$(tput cols)\n');
+      const narrow = Number(
+        /narrow=(\d+)\s/.exec(await waitForScreen(page, 'terminal', /narrow=\d+\s/))![1],
+      );
+      expect(narrow).toBeLessThan(wide);
+      expect(narrow).toBeGreaterThan(20);
       await typeLikeAPerson(page, 'rm -rf /tmp/airlock-console-test\n');
       await waitForScreen(page, 'terminal', 'Blocked by zone policy (no recursive deletes)');
       expect(await sshd!.historyLog()).not.toContain('rm -rf /tmp/airlock-console-test');
@@ -434,6 +446,8 @@ describe('web console, end to end with the real broker and Chromium', () => {
         admin.token,
       );
       expect(blocked.body.commands.map((c: any) => [c.command, c.outcome])).toEqual([
+        ['echo cols=$(tput cols)', 'forwarded'],
+        ['clear; echo narrow=$(tput cols)', 'forwarded'],
         ['rm -rf /tmp/airlock-console-test', 'blocked'],
       ]);
     },
