@@ -231,6 +231,10 @@ describe('web console, end to end with the real broker and Chromium', () => {
         .toContain('was not accepted');
       await pending.getByLabel(/one-time code/).fill(await freshCode(alice));
       await screenshot(approver.page, '02-approver-queue');
+      // Approvers are often on a phone on the plant floor: the same screen, narrow.
+      await approver.page.setViewportSize({ width: 390, height: 844 });
+      await screenshot(approver.page, '02b-approver-queue-phone');
+      await approver.page.setViewportSize({ width: 1280, height: 860 });
       await pending.getByRole('button', { name: 'Confirm approval' }).click();
       await expect
         .poll(() => approver.page.getByText('No requests are waiting for you').count())
