@@ -40,6 +40,8 @@ const TERMINAL_PATH = /^\/api\/v1\/assets\/(ast_[0-9a-z]{20})\/terminal$/;
 const LIVE_PATH = /^\/api\/v1\/sessions\/(ses_[0-9a-z]{20})\/live$/;
 /** How often a watcher's replica looks for new recording chunks (the live view's lag). */
 export const LIVE_POLL_MS = 200;
+/** What may wait in a watcher's socket before the live view stops reading ahead. */
+const LIVE_BUFFER_BYTES = 1 << 20;
 
 function size(value: string | null, fallback: number): number {
   const n = Number(value);
@@ -216,6 +218,9 @@ export function installWebSockets(app: App, ctx: BrokerContext, terminals: WebTe
         [sessionId, afterSeq],
       );
       for (const row of rows) {
+        // A watcher on a slow link is sent no more than it takes in (nothing is dropped).
+        while (ws.bufferedAmount > LIVE_BUFFER_BYTES && !stopped)
+          await new Promise((resolve) => setTimeout(resolve, 50));
         afterSeq = row.seq;
         for (const frame of decodeFrames(row.data, row.offset_ms)) {
           if (row.kind === 'o') {
