@@ -185,6 +185,12 @@ describe('web console, end to end with the real broker and Chromium', () => {
   it(
     'a vendor requests, an approver approves with a fresh code, the vendor works in the browser terminal, the approver watches and terminates, the auditor replays and finds the command',
     async () => {
+      // The approver already has the queue open (their first screen), empty for now.
+      const approver = await openAs(alice, { totp: true });
+      await expect
+        .poll(() => approver.page.getByText('No requests are waiting for you').count())
+        .toBe(1);
+
       // --- the vendor asks for access -------------------------------------------
       const vendor = await openAs(vera);
       await vendor.page.goto(`${broker!.httpUrl}/#/request`);
@@ -203,6 +209,13 @@ describe('web console, end to end with the real broker and Chromium', () => {
       await expect
         .poll(() => vendor.page.getByRole('status').first().textContent())
         .toMatch(/Request sent \(req_[0-9a-z]+\)/);
+      // …and it reaches the approver's open queue by itself, pushed within seconds
+      // (the console's fallback poll is 30 s).
+      const sentAt = Date.now();
+      const pending = approver.page.getByTestId('pending-request').first();
+      await expect.poll(() => pending.count(), { timeout: 8_000, interval: 100 }).toBe(1);
+      expect(Date.now() - sentAt).toBeLessThan(8_000);
+      expect(await pending.textContent()).toContain('vera');
 
       await vendor.page.goto(`${broker!.httpUrl}/#/my-requests`);
       const myRequest = vendor.page.getByTestId('request-card').first();
@@ -212,10 +225,6 @@ describe('web console, end to end with the real broker and Chromium', () => {
       await expectNoInjection(vendor.page);
 
       // --- the approver decides, in a second browser -----------------------------
-      const approver = await openAs(alice, { totp: true });
-      // The queue is the approver's first screen; the request arrives without a reload.
-      const pending = approver.page.getByTestId('pending-request').first();
-      await expect.poll(() => pending.textContent(), { timeout: 10_000 }).toContain('vera');
       expect(await pending.textContent()).toContain('Nordwerk <b>Automation</b>');
       expect(await pending.getByTestId('request-reason').textContent()).toBe(XSS_REASON);
       expect(await pending.textContent()).toContain('First request from this user');

@@ -61,7 +61,13 @@ export interface AccessRequest {
   capabilities: string[];
   assets: { id: string; name: string; zoneId: string }[];
   zones: { zoneId: string; name: string; requiredApprovals: number; approvals: number }[];
-  approvals: { approver: string; decision: string; comment: string | null; decidedAt: string }[];
+  approvals: {
+    approverId: string;
+    approver: string;
+    decision: string;
+    comment: string | null;
+    decidedAt: string;
+  }[];
   grantIds: string[];
   createdAt: string;
   expiresAt: string;

@@ -14,6 +14,7 @@ import { sessionRoutes } from './features/sessions/routes.js';
 import { userRoutes } from './features/users/routes.js';
 import { zoneRoutes } from './features/zones/routes.js';
 import { installWebSockets, type WebTerminals } from './features/terminal/websockets.js';
+import { changesRoutes } from './http/changes.js';
 import { consoleRoutes, CONSOLE_DIST_DIR, CONTENT_SECURITY_POLICY } from './http/console.js';
 import type { App } from './http/app-types.js';
 import { installErrorHandling } from './http/errors.js';
@@ -95,6 +96,7 @@ export async function buildApp(
   auditRoutes(app, ctx);
   sessionRoutes(app, ctx);
   installWebSockets(app, ctx, options.terminals ?? null);
+  changesRoutes(app, ctx);
   consoleRoutes(app, options.consoleDir === undefined ? CONSOLE_DIST_DIR : options.consoleDir);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());

@@ -129,7 +129,14 @@ export function ApproverQueue({ user }: { user: User }) {
     [],
   );
   const all = data?.requests ?? [];
-  const pending = all.filter((r) => r.status === 'pending' && r.requester.id !== user.id);
+  // Waiting for a decision of this approver: not their own, not already decided by them
+  // (a zone that needs two approvals keeps the request pending after the first).
+  const pending = all.filter(
+    (r) =>
+      r.status === 'pending' &&
+      r.requester.id !== user.id &&
+      !r.approvals.some((a) => a.approverId === user.id),
+  );
   return (
     <section>
       <h2>Approvals</h2>

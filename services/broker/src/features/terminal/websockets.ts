@@ -275,7 +275,8 @@ export function installWebSockets(app: App, ctx: BrokerContext, terminals: WebTe
     });
   });
 
-  app.addHook('onClose', async () => {
+  // Before the listener closes: it would otherwise wait for every open socket (live views).
+  app.addHook('preClose', async () => {
     for (const client of wss.clients) client.terminate();
     await new Promise<void>((resolve) => wss.close(() => resolve()));
   });
