@@ -229,12 +229,14 @@ describe('web console, end to end with the real broker and Chromium', () => {
       expect(await pending.getByTestId('request-reason').textContent()).toBe(XSS_REASON);
       expect(await pending.textContent()).toContain('First request from this user');
       await expectNoInjection(approver.page);
-      await pending.getByRole('button', { name: 'Approve…' }).click();
+      // The whole decision works from the keyboard: focus, Enter, type, Enter.
+      await pending.getByRole('button', { name: 'Approve…' }).focus();
+      await approver.page.keyboard.press('Enter');
+      const code = pending.getByLabel(/one-time code/);
+      await code.focus();
       // The decision needs a fresh code: the one used to sign in is spent.
-      await pending
-        .getByLabel(/one-time code/)
-        .fill(totpCode(alice.totpSecret!, Date.now() - 30_000));
-      await pending.getByRole('button', { name: 'Confirm approval' }).click();
+      await approver.page.keyboard.type(totpCode(alice.totpSecret!, Date.now() - 30_000));
+      await approver.page.keyboard.press('Enter');
       await expect
         .poll(() => pending.getByRole('alert').textContent())
         .toContain('was not accepted');
@@ -244,7 +246,8 @@ describe('web console, end to end with the real broker and Chromium', () => {
       await approver.page.setViewportSize({ width: 390, height: 844 });
       await screenshot(approver.page, '02b-approver-queue-phone');
       await approver.page.setViewportSize({ width: 1280, height: 860 });
-      await pending.getByRole('button', { name: 'Confirm approval' }).click();
+      await code.focus();
+      await approver.page.keyboard.press('Enter');
       await expect
         .poll(() => approver.page.getByText('No requests are waiting for you').count())
         .toBe(1);

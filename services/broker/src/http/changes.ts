@@ -57,7 +57,10 @@ export function changesRoutes(app: App, ctx: BrokerContext): void {
           'Server-Sent Events: `changed` whenever requests, grants or sessions may have changed',
       },
     },
-    (_request, reply) => {
+    async (_request, reply) => {
+      // The baseline is taken before `ready`: the client loads on `ready`, so a change
+      // between that baseline and the next poll is either in what it loads or announced.
+      if (head === null) await poll();
       void reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
