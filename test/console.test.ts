@@ -471,6 +471,32 @@ describe('web console, end to end with the real broker and Chromium', () => {
   );
 
   it(
+    'ends a browser terminal when its sign-in ends (signing out in another tab)',
+    async () => {
+      const otto = await createUser(api, admin, {
+        username: 'otto',
+        roles: ['vendor'],
+        organization: 'Nordwerk Automation',
+      });
+      await grantAccess(api, otto, alice, asset);
+      const { page, context } = await openAs(otto);
+      await page.goto(`${broker!.httpUrl}/#/connect/${asset.assetId}`);
+      await waitForScreen(page, 'terminal', 'asset$ ');
+      const other = await context.newPage();
+      await other.goto(broker!.httpUrl);
+      await other.getByRole('button', { name: 'Sign out' }).click();
+      await expect
+        .poll(() => page.getByTestId('terminal-status').textContent(), { timeout: 8_000 })
+        .toBe('The session has ended.');
+      const sessions = await api.get(`/api/v1/sessions?userId=${otto.id}`, admin.token);
+      const ended = await endedSession(api, admin, sessions.body.sessions[0].id);
+      expect(ended.endReason).toBe('client_exit');
+      expect(ended.endDetail).toBe('signed out of the console');
+    },
+    LONG,
+  );
+
+  it(
     'lets an admin set up a zone, its policy and approvers, an asset with a write-only credential, a connector and a user',
     async () => {
       const { page } = await openAs(admin, { totp: true });

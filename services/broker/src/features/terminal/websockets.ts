@@ -22,6 +22,7 @@ import { visibilityOf } from '../../visibility.js';
 import { getAsset, type AssetRecord } from '../assets/repository.js';
 import { findGrants, type GrantRecord } from '../grants/repository.js';
 import { getSession } from '../sessions/repository.js';
+import { findAuthSession } from '../auth/repository.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 
 /** Starts sessions for browser terminals in the gateway's registry (see gateway/server.ts). */
@@ -40,6 +41,8 @@ const TERMINAL_PATH = /^\/api\/v1\/assets\/(ast_[0-9a-z]{20})\/terminal$/;
 const LIVE_PATH = /^\/api\/v1\/sessions\/(ses_[0-9a-z]{20})\/live$/;
 /** How often a watcher's replica looks for new recording chunks (the live view's lag). */
 export const LIVE_POLL_MS = 200;
+/** How often a browser terminal checks that its sign-in session still stands. */
+const SIGN_IN_CHECK_MS = 2000;
 /** What may wait in a watcher's socket before the live view stops reading ahead. */
 const LIVE_BUFFER_BYTES = 1 << 20;
 
@@ -170,8 +173,34 @@ export function installWebSockets(app: App, ctx: BrokerContext, terminals: WebTe
       });
       channel.control({ type: 'session', sessionId: session.id });
       shell.push(session.openWebShell(channel, { cols, rows }));
-      channel.once('close', () => void session.end('client_exit'));
+      // The terminal lives as long as the sign-in it was opened with: signing out (in any
+      // tab), a password reset or a disabled account ends it, as the cookie would.
+      const signIn = setInterval(() => {
+        signedInStill(principal).then(
+          (still) => {
+            if (!still) void session.end('client_exit', 'signed out of the console');
+          },
+          (err: unknown) => ctx.log.warn({ err, sessionId: session.id }, 'sign-in check failed'),
+        );
+      }, SIGN_IN_CHECK_MS);
+      signIn.unref();
+      channel.once('close', () => {
+        clearInterval(signIn);
+        void session.end('client_exit');
+      });
     });
+  };
+
+  const signedInStill = async (principal: Principal): Promise<boolean> => {
+    const session = await findAuthSession(ctx.pool, principal.sessionId);
+    const user = await findUserById(ctx.pool, principal.userId);
+    return (
+      session !== null &&
+      session.revokedAt === null &&
+      session.expiresAt > ctx.clock.now() &&
+      user !== null &&
+      user.disabledAt === null
+    );
   };
 
   const openLiveView = async (
