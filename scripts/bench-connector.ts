@@ -108,7 +108,7 @@ async function main(): Promise<number> {
     dialer: async (ctx, app) => {
       await app.listen({ host: '127.0.0.1', port: 0 });
       brokerUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-      const created = new ConnectorHub(ctx, { heartbeatMs: 5_000, advertisedUrl: brokerUrl });
+      const created = new ConnectorHub(ctx, { heartbeatMs: 5_000 });
       created.attach(app.server);
       defer('close the connector hub', () => created.close());
       hub = created;
@@ -116,7 +116,7 @@ async function main(): Promise<number> {
     },
   });
   if (hub === null) throw new Error('the connector hub was not created');
-  await (hub as ConnectorHub).start(b.gateway.instanceId);
+  await (hub as ConnectorHub).start(b.gateway.instanceId, brokerUrl);
 
   progress('a second zone served by a connector, with the same sshd as its asset');
   const expect = <T>(what: string, r: { status: number; body: T }, status: number): T => {

@@ -53,6 +53,10 @@ export const AUDIT_EVENT_TYPES = {
     code: 'AL1101W',
     description: 'An authenticated user attempted an action their roles do not allow.',
   },
+  'auth.step_up_failed': {
+    code: 'AL1102W',
+    description: 'A decision was refused because its step-up one-time code was wrong or reused.',
+  },
 
   // registry
   'zone.created': { code: 'AL2000I', description: 'A zone was created.' },
@@ -180,6 +184,14 @@ export const AUDIT_EVENT_TYPES = {
   'session.file_transfer': {
     code: 'AL5009I',
     description: 'A file transfer finished: path, direction, size and SHA-256 of the content.',
+  },
+  'session.watched': {
+    code: 'AL5050I',
+    description: 'Someone began watching a session live in the console (read-only).',
+  },
+  'session.exported': {
+    code: 'AL5051I',
+    description: 'A session was exported as a signed file (recording, commands, audit events).',
   },
 
   // notifications

@@ -85,6 +85,14 @@ export const ERROR_CATALOGUE = {
     message: 'This action requires one of the roles: {roles}.',
   },
   'auth.csrf_failed': { kind: 'permission_denied', message: 'Cross-site request refused.' },
+  'auth.step_up_required': {
+    kind: 'permission_denied',
+    message: 'Confirm this decision with a current one-time code from your authenticator app.',
+  },
+  'auth.step_up_failed': {
+    kind: 'permission_denied',
+    message: 'The one-time code is not valid (each code works once); wait for the next one.',
+  },
 
   // TOTP
   'totp.already_enrolled': { kind: 'conflict', message: 'TOTP is already enrolled for this user.' },
@@ -202,6 +210,14 @@ export const ERROR_CATALOGUE = {
   'session.already_ended': {
     kind: 'failed_precondition',
     message: 'The session has already ended.',
+  },
+  'session.export_live': {
+    kind: 'failed_precondition',
+    message: 'The session is still live; export it once it has ended.',
+  },
+  'terminal.no_active_grant': {
+    kind: 'permission_denied',
+    message: 'You have no active grant for {asset} at this moment.',
   },
 
   // service

@@ -18,6 +18,11 @@ export const ENROLL_PATH = '/api/v1/connectors/enroll';
 export const CONTROL_PATH = '/api/v1/connectors/control';
 export const STREAM_PATH_PREFIX = '/api/v1/connectors/streams/';
 
+/** Whether an HTTP upgrade is for the connector hub; other upgrade handlers leave these alone. */
+export function isConnectorUpgradePath(path: string): boolean {
+  return path === CONTROL_PATH || path.startsWith(STREAM_PATH_PREFIX);
+}
+
 /** The header that carries the connector's signed assertion on every WebSocket upgrade. */
 export const ASSERTION_HEADER = 'authorization';
 

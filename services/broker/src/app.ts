@@ -13,6 +13,9 @@ import { requestRoutes } from './features/requests/routes.js';
 import { sessionRoutes } from './features/sessions/routes.js';
 import { userRoutes } from './features/users/routes.js';
 import { zoneRoutes } from './features/zones/routes.js';
+import { installWebSockets, type WebTerminals } from './features/terminal/websockets.js';
+import { changesRoutes } from './http/changes.js';
+import { consoleRoutes, CONSOLE_DIST_DIR, CONTENT_SECURITY_POLICY } from './http/console.js';
 import type { App } from './http/app-types.js';
 import { installErrorHandling } from './http/errors.js';
 import { validatorCompiler } from './http/validation.js';
@@ -23,7 +26,10 @@ export const API_VERSION = '0.1.0';
  * Builds the HTTP application without listening, so tests drive it with
  * `app.inject()` and the server entry point decides where it listens.
  */
-export async function buildApp(ctx: BrokerContext): Promise<App> {
+export async function buildApp(
+  ctx: BrokerContext,
+  options: { terminals?: WebTerminals; consoleDir?: string | null } = {},
+): Promise<App> {
   const logger: FastifyBaseLogger = ctx.log;
   const app = Fastify({
     loggerInstance: logger,
@@ -54,6 +60,12 @@ export async function buildApp(ctx: BrokerContext): Promise<App> {
   app.addHook('onSend', async (_request, reply, payload) => {
     void reply.header('x-content-type-options', 'nosniff');
     void reply.header('cache-control', 'no-store');
+    void reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
+    void reply.header('x-frame-options', 'DENY');
+    // same-origin, not no-referrer: with no-referrer some browsers send `Origin: null` on
+    // same-origin POSTs, which the CSRF check would then refuse.
+    void reply.header('referrer-policy', 'same-origin');
+    void reply.header('cross-origin-opener-policy', 'same-origin');
     return payload;
   });
 
@@ -83,6 +95,9 @@ export async function buildApp(ctx: BrokerContext): Promise<App> {
   grantRoutes(app, ctx);
   auditRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  installWebSockets(app, ctx, options.terminals ?? null);
+  changesRoutes(app, ctx);
+  consoleRoutes(app, options.consoleDir === undefined ? CONSOLE_DIST_DIR : options.consoleDir);
 
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
   await app.ready();

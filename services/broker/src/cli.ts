@@ -6,6 +6,7 @@
  * data dir (the running broker's, or one started for the command).
  */
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createAuditCheckpoint, streamAuditEvents, verifyAuditTrail } from '@airlock/audit';
@@ -27,6 +28,7 @@ import { findUserByUsername } from './features/users/repository.js';
 import { createUserIn, resetPasswordIn } from './features/users/service.js';
 import { auditEventView } from './features/audit/routes.js';
 import { createLogger } from './logger.js';
+import { verifySessionExport, type SessionExport } from './features/sessions/export-verify.js';
 import { MIGRATIONS_DIR } from './server.js';
 
 const USAGE = `usage: airlock <command>
@@ -39,6 +41,7 @@ const USAGE = `usage: airlock <command>
   audit verify                             recompute the hash chain and checkpoints; exit 1 if broken
   audit export [--from-seq N]              write audit events as JSON lines to stdout
   audit checkpoint                         sign a checkpoint of the chain head now
+  verify-export <file> [--public-key PEM]  check a session export offline (no database); exit 1 if not intact
 `;
 
 class UsageError extends Error {}
@@ -92,6 +95,18 @@ async function readPassword(): Promise<{ password: string; generated: boolean }>
   return { password: randomBytes(18).toString('base64url'), generated: true };
 }
 
+/** Needs nothing but the file (and optionally the broker's audit key): for outside auditors. */
+async function verifyExportFile(file: string | undefined, publicKeyFile: string | undefined) {
+  if (file === undefined) throw new UsageError('verify-export needs a file');
+  const bundle = JSON.parse(await readFile(file, 'utf8')) as SessionExport;
+  const publicKey = publicKeyFile === undefined ? undefined : await readFile(publicKeyFile, 'utf8');
+  const result = verifySessionExport(bundle, publicKey === undefined ? {} : { publicKey });
+  for (const check of result.checks)
+    out(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}: ${check.detail}`);
+  out(result.ok ? `export of ${bundle.statement.sessionId} is intact` : 'export is NOT intact');
+  return result.ok ? 0 : 1;
+}
+
 const cliActor = () => ({ kind: 'system' as const });
 
 async function run(argv: string[]): Promise<number> {
@@ -103,6 +118,7 @@ async function run(argv: string[]): Promise<number> {
       organization: { type: 'string' },
       'display-name': { type: 'string' },
       'from-seq': { type: 'string' },
+      'public-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -111,6 +127,7 @@ async function run(argv: string[]): Promise<number> {
     out(USAGE);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'verify-export') return verifyExportFile(sub, values['public-key']);
   const config = loadConfig();
   const osUser = userInfo().username;
 

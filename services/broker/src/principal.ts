@@ -10,6 +10,12 @@ export interface Principal {
   readonly mfa: boolean;
   readonly scope: 'full' | 'totp_enrollment';
   readonly ip: string;
+  /**
+   * How the token came: a browser sends the cookie by itself, so decisions
+   * made with it need a fresh second factor (step-up TOTP). Absent for
+   * principals made outside HTTP.
+   */
+  readonly via?: 'bearer' | 'cookie';
 }
 
 export function hasRole(principal: Principal, ...roles: Role[]): boolean {

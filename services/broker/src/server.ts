@@ -128,25 +128,11 @@ export async function startBroker(options: {
     await jobs.start();
     log.info({ transport: jobs.transport }, 'lifecycle jobs running');
 
-    const app = await buildApp(ctx);
-    cleanups.unshift(async () => app.close());
-    await app.listen({ host: config.bind, port: config.httpPort });
-    const address = app.server.address() as AddressInfo;
-    const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-
-    // Connectors dial out to this replica over the HTTP listener (WebSocket upgrades).
-    if (config.publicUrl === null && !/^(127\.|::1$|localhost$)/.test(config.bind))
-      log.warn(
-        { bind: config.bind },
-        'AIRLOCK_PUBLIC_URL is unset: connectors are told http://<bound address>, which they accept on loopback only; set it to the https:// URL connectors reach this replica by',
-      );
-    const connectors = new ConnectorHub(ctx, {
-      heartbeatMs: config.connectorHeartbeatMs,
-      advertisedUrl: config.publicUrl ?? `http://${httpAddress}`,
-    });
-    connectors.attach(app.server);
+    // Connectors reach this replica through the HTTP listener (WebSocket
+    // upgrades); the gateway dials assets through the hub, and the console's
+    // browser terminals run their sessions in the gateway: hub, gateway, app.
+    const connectors = new ConnectorHub(ctx, { heartbeatMs: config.connectorHeartbeatMs });
     cleanups.unshift(async () => connectors.close());
-
     const gateway = await startSshGateway(ctx, {
       host: config.bind,
       port: config.sshPort,
@@ -154,7 +140,20 @@ export async function startBroker(options: {
       dialer: connectors.dialer,
     });
     cleanups.unshift(async () => gateway.close('broker_shutdown'));
-    await connectors.start(gateway.instanceId);
+
+    const app = await buildApp(ctx, { terminals: gateway });
+    cleanups.unshift(async () => app.close());
+    connectors.attach(app.server);
+    await app.listen({ host: config.bind, port: config.httpPort });
+    const address = app.server.address() as AddressInfo;
+    const httpAddress = `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+
+    if (config.publicUrl === null && !/^(127\.|::1$|localhost$)/.test(config.bind))
+      log.warn(
+        { bind: config.bind },
+        'AIRLOCK_PUBLIC_URL is unset: connectors are told http://<bound address>, which they accept on loopback only; set it to the https:// URL connectors reach this replica by',
+      );
+    await connectors.start(gateway.instanceId, config.publicUrl ?? `http://${httpAddress}`);
 
     await appendAuditEventStandalone(
       pool,

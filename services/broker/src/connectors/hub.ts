@@ -17,6 +17,7 @@ import {
   CLOSE_CODES,
   CONTROL_PATH,
   encodeMessage,
+  isConnectorUpgradePath,
   isStreamId,
   MAX_CONTROL_FRAME_BYTES,
   parseConnectorMessage,
@@ -100,8 +101,6 @@ interface ControlLink {
 export interface ConnectorHubOptions {
   /** Milliseconds between pings; a link silent for two intervals is lost. */
   readonly heartbeatMs: number;
-  /** This replica's base URL as connectors reach it. */
-  readonly advertisedUrl: string;
 }
 
 function bearer(req: IncomingMessage): string | null {
@@ -145,10 +144,14 @@ export class ConnectorHub {
   readonly #pending = new Map<string, PendingStream>();
   readonly #audience: Promise<string>;
   #instanceId: string | null = null;
+  /** This replica's base URL as connectors reach it; known once the HTTP listener is up (start()). */
+  #advertisedUrl: string | null = null;
   #timers: NodeJS.Timeout[] = [];
   #server: Server | null = null;
   #closing = false;
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Other upgrades on this server (the console's terminals) are not ours to answer.
+    if (!isConnectorUpgradePath(new URL(req.url ?? '/', 'http://broker').pathname)) return;
     socket.on('error', () => undefined);
     this.#upgrade(req, socket, head).catch((err: unknown) => {
       this.#ctx.log.error({ err }, 'connector upgrade failed');
@@ -168,10 +171,15 @@ export class ConnectorHub {
     server.on('upgrade', this.#onUpgrade);
   }
 
-  /** Starts heartbeats and advertises this replica once the gateway has announced it. */
-  async start(instanceId: string): Promise<void> {
+  /**
+   * Starts heartbeats and advertises this replica (at `advertisedUrl`, its base
+   * URL as connectors reach it) once the gateway has announced it. Upgrades
+   * before this are refused as not ready.
+   */
+  async start(instanceId: string, advertisedUrl: string): Promise<void> {
+    this.#advertisedUrl = advertisedUrl;
+    await advertiseReplicaUrl(this.#ctx.pool, instanceId, advertisedUrl);
     this.#instanceId = instanceId;
-    await advertiseReplicaUrl(this.#ctx.pool, instanceId, this.#options.advertisedUrl);
     const heartbeat = setInterval(() => this.#ping(), this.#options.heartbeatMs);
     // Checked four times per interval, so a silent link is declared lost within
     // two intervals of its last pong, not up to three.
@@ -270,9 +278,7 @@ export class ConnectorHub {
       // Claimed: no one else may claim it; its timer runs on until the handshake completes.
       this.#pending.delete(streamId);
       this.#streamServer.handleUpgrade(req, socket, head, (ws) => this.#onStream(pending, ws));
-      return;
     }
-    refuseUpgrade(socket, 404, 'route.not_found', 'No such route.');
   }
 
   /**
@@ -578,9 +584,8 @@ export class ConnectorHub {
       this.#ctx.clock.now(),
       staleAfterMs(this.#ctx),
     );
-    return urls.includes(this.#options.advertisedUrl)
-      ? urls
-      : [...urls, this.#options.advertisedUrl];
+    const own = this.#advertisedUrl;
+    return own === null || urls.includes(own) ? urls : [...urls, own];
   }
 
   /**

@@ -35,6 +35,7 @@ import {
   type AssetDialer,
   type DialContext,
 } from './upstream.js';
+import type { Drainable, VendorChannel, VendorConnection } from './vendor-channel.js';
 
 export interface GatewayDeps {
   readonly ctx: BrokerContext;
@@ -56,7 +57,7 @@ export const WARNING_MINUTES = [5, 1] as const;
 /** A channel the session is carrying, so notices and shutdown reach it. */
 interface CarriedChannel {
   readonly id: number;
-  readonly channel: ServerChannel;
+  readonly channel: VendorChannel;
   /** A terminal the vendor reads: notices are written into it. */
   readonly interactive: boolean;
   stop(): void;
@@ -90,9 +91,9 @@ export class LiveSession {
 
   constructor(
     private readonly deps: GatewayDeps,
-    identity: AssetIdentity,
-    private readonly connection: Connection,
-    private readonly client: { ip: string; version: string | null },
+    identity: Pick<AssetIdentity, 'user' | 'asset' | 'grant'>,
+    private readonly connection: VendorConnection,
+    private readonly client: { ip: string; version: string | null; protocol?: 'ssh' | 'web' },
   ) {
     this.user = identity.user;
     this.asset = identity.asset;
@@ -129,7 +130,7 @@ export class LiveSession {
   }
 
   /** Waits for the session record; tells the vendor and closes the channel if it could not be written. */
-  async #ready(channel: ServerChannel): Promise<boolean> {
+  async #ready(channel: VendorChannel): Promise<boolean> {
     try {
       await this.start();
       return !this.ended && !this.#failing;
@@ -155,7 +156,7 @@ export class LiveSession {
         assetId: this.asset.id,
         zoneId: this.asset.zoneId,
         connectorId: null,
-        protocol: 'ssh',
+        protocol: this.client.protocol ?? 'ssh',
         clientAddress: this.client.ip,
         clientVersion: this.client.version,
         brokerInstance: this.deps.instanceId,
@@ -175,21 +176,53 @@ export class LiveSession {
     });
   }
 
-  attach(): void {
-    this.connection.on('session', (accept) => this.#onSession(accept()));
-    this.connection.on('tcpip', (accept, reject, info) =>
+  /** Carries what an SSH client asks for on its connection. */
+  attach(connection: Connection): void {
+    connection.on('session', (accept) => this.#onSession(accept()));
+    connection.on('tcpip', (accept, reject, info) =>
       this.#guard(this.#onDirectTcpip(accept, reject, info)),
     );
-    this.connection.on('request', (_accept, reject, name) => {
+    connection.on('request', (_accept, reject, name) => {
       // Remote forwarding and other global requests are not offered.
       if (name === 'tcpip-forward')
         void this.#refuseChannel('remote_forward', {}).then(() => reject?.());
       else reject?.();
     });
-    this.connection.on('close', () => void this.end('client_exit'));
-    this.connection.on('error', (err) =>
+    connection.on('close', () => void this.end('client_exit'));
+    connection.on('error', (err) =>
       this.ctx.log.debug({ err, sessionId: this.id }, 'ssh client connection error'),
     );
+  }
+
+  /**
+   * The console's browser terminal: the same path as an SSH `shell` request
+   * with a pty (grant capability, upstream, splice, recording, rules). Returns
+   * how to pass on the browser's resizes (SSH window-change).
+   */
+  openWebShell(
+    channel: VendorChannel,
+    size: { cols: number; rows: number },
+  ): { resize(cols: number, rows: number): void } {
+    const current: { splice: ShellSplice | null } = { splice: null };
+    if (!this.can('shell')) {
+      void this.#refuseChannel('shell', {}).then(() => {
+        channel.stderr.write(noticeBytes('Your grant does not include an interactive shell.'));
+        channel.exit(255);
+        channel.end();
+        void this.end('client_exit');
+      });
+    } else {
+      const pty: PseudoTtyInfo = {
+        term: 'xterm-256color',
+        cols: size.cols,
+        rows: size.rows,
+        width: 0,
+        height: 0,
+        modes: {},
+      };
+      this.#guard(this.#openShell(() => channel, pty, current));
+    }
+    return { resize: (cols, rows) => current.splice?.resize(cols, rows, 0, 0) };
   }
 
   can(capability: Capability): boolean {
@@ -262,7 +295,7 @@ export class LiveSession {
     });
   }
 
-  #stillOpen(channel: ServerChannel): boolean {
+  #stillOpen(channel: VendorChannel): boolean {
     if (!this.ended && !this.#failing) return true;
     try {
       channel.close();
@@ -273,7 +306,7 @@ export class LiveSession {
   }
 
   #registerChannel(
-    channel: ServerChannel,
+    channel: VendorChannel,
     interactive: boolean,
     carrier: { stop(): void; rest?(nowMs: number): void },
   ): number {
@@ -342,7 +375,7 @@ export class LiveSession {
     });
   }
 
-  async #withUpstream(channel: ServerChannel): Promise<Client | null> {
+  async #withUpstream(channel: VendorChannel): Promise<Client | null> {
     if (!(await this.#ready(channel))) return null;
     try {
       return await this.upstream();
@@ -358,7 +391,7 @@ export class LiveSession {
   }
 
   async #openShell(
-    accept: () => ServerChannel,
+    accept: () => VendorChannel,
     pty: PseudoTtyInfo | null,
     current: { splice: ShellSplice | null },
   ): Promise<void> {
@@ -546,7 +579,7 @@ export class LiveSession {
   applyBackpressure(
     source: { pause(): unknown; resume(): unknown },
     recorded: boolean,
-    congested: Duplex | null,
+    congested: Drainable | null,
   ): void {
     if (recorded && congested === null) return;
     source.pause();

@@ -17,6 +17,7 @@ import { serveMenu } from './menu.js';
 import { SessionRegistry } from './registry.js';
 import { SessionSignalListener } from './signals.js';
 import { directDialer, type AssetDialer } from './upstream.js';
+import type { WebTerminals } from '../features/terminal/websockets.js';
 
 /**
  * Only modern algorithms: curve25519 key exchange, AEAD ciphers, SHA-2 MACs,
@@ -45,7 +46,7 @@ export function nativeCryptoAvailable(): boolean {
   }
 }
 
-export interface SshGateway {
+export interface SshGateway extends WebTerminals {
   readonly address: string;
   readonly hostKey: GatewayHostKey;
   readonly registry: SessionRegistry;
@@ -95,6 +96,15 @@ export async function startSshGateway(
   /** Every open connection, with a session or not (still authenticating, at the grant menu). */
   const connections = new Set<Connection>();
 
+  /** A session that starts carrying nothing yet; false when its record could not be written. */
+  const startSession = (session: LiveSession): void => {
+    registry.add(session);
+    session.start().catch((err: unknown) => {
+      ctx.log.error({ err, sessionId: session.id }, 'session could not start (audit store?)');
+      void session.end('audit_failure', 'the session could not be recorded');
+    });
+  };
+
   const onConnection = (connection: Connection, info: ClientInfo): void => {
     connections.add(connection);
     connection.once('close', () => connections.delete(connection));
@@ -122,12 +132,8 @@ export async function startSshGateway(
         ip: info.ip,
         version: info.header.versions.software ?? null,
       });
-      registry.add(session);
-      session.attach();
-      session.start().catch((err: unknown) => {
-        ctx.log.error({ err, sessionId: session.id }, 'session could not start (audit store?)');
-        void session.end('audit_failure', 'the session could not be recorded');
-      });
+      session.attach(connection);
+      startSession(session);
     });
   };
 
@@ -177,6 +183,11 @@ export async function startSshGateway(
     hostKey,
     registry,
     instanceId,
+    startWebSession(identity, connection, client) {
+      const session = new LiveSession(deps, identity, connection, { ...client, protocol: 'web' });
+      startSession(session);
+      return session;
+    },
     async close(reason = 'broker_shutdown') {
       clearInterval(supervisor);
       clearInterval(heartbeat);

@@ -1,7 +1,8 @@
 import { ShellCommandExtractor, type InputDecision } from '@airlock/terminal';
-import type { ClientChannel, PseudoTtyInfo, ServerChannel } from 'ssh2';
+import type { ClientChannel, PseudoTtyInfo } from 'ssh2';
 import type { LiveSession } from './live-session.js';
 import { noticeBytes } from './notices.js';
+import type { VendorChannel } from './vendor-channel.js';
 
 /** How long output must pause before the echo of typed keys is taken as settled. */
 const ECHO_QUIET_MS = 15;
@@ -31,7 +32,7 @@ export class ShellSplice {
 
   constructor(
     private readonly session: LiveSession,
-    private readonly channel: ServerChannel,
+    private readonly channel: VendorChannel,
     private readonly upstream: ClientChannel,
     private readonly pty: PseudoTtyInfo | null,
     mode: 'shell' | 'exec',

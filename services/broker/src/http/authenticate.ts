@@ -28,7 +28,9 @@ function bearerToken(request: FastifyRequest): string | null {
  * state-changing request authenticated by cookie must come from our own
  * origin (SameSite=Strict is the first line; this is the second).
  */
-function checkSameOrigin(request: FastifyRequest): void {
+export function checkSameOrigin(request: {
+  headers: { origin?: string | undefined; referer?: string | undefined; host?: string | undefined };
+}): void {
   const origin = request.headers.origin ?? request.headers.referer;
   const host = request.headers.host;
   if (origin === undefined || host === undefined) throw new AppError('auth.csrf_failed');
@@ -39,6 +41,52 @@ function checkSameOrigin(request: FastifyRequest): void {
     throw new AppError('auth.csrf_failed');
   }
   if (originHost !== host) throw new AppError('auth.csrf_failed');
+}
+
+/**
+ * The principal a token (bearer or cookie) stands for, or an error that looks
+ * the same whatever was wrong. Invalid tokens and ended sessions are audited
+ * (`auth.token_rejected`). Used by the route guard and the WebSocket upgrades.
+ */
+export async function principalFromToken(
+  ctx: BrokerContext,
+  token: string,
+  context: { ip: string; route: string; via: 'bearer' | 'cookie' },
+): Promise<Principal> {
+  const { ip } = context;
+  try {
+    const claims = await ctx.tokens.verify(token);
+    const session = await findAuthSession(ctx.pool, claims.sessionId);
+    if (session === null || session.userId !== claims.userId)
+      throw new AppError('auth.token_invalid');
+    if (session.revokedAt !== null || session.expiresAt <= ctx.clock.now())
+      throw new AppError('auth.session_ended');
+    const user = await findUserById(ctx.pool, claims.userId);
+    if (user === null || user.disabledAt !== null) throw new AppError('auth.token_invalid');
+    return {
+      userId: user.id,
+      username: user.username,
+      roles: user.roles,
+      sessionId: session.id,
+      mfa: claims.mfa,
+      scope: claims.scope,
+      ip,
+      via: context.via,
+    };
+  } catch (err) {
+    if (
+      err instanceof AppError &&
+      (err.code === 'auth.token_invalid' || err.code === 'auth.session_ended')
+    ) {
+      await auditAlone(ctx, {
+        type: 'auth.token_rejected',
+        actor: { kind: 'anonymous', ip },
+        outcome: 'failure',
+        data: { reason: err.code, route: context.route },
+      });
+    }
+    throw err;
+  }
 }
 
 export interface GuardOptions {
@@ -64,41 +112,11 @@ export function authenticate(
     const token = bearer ?? cookie ?? null;
     if (token === null || token === '') throw new AppError('auth.token_missing');
     if (bearer === null && !SAFE_METHODS.has(request.method)) checkSameOrigin(request);
-
-    let principal: Principal;
-    try {
-      const claims = await ctx.tokens.verify(token);
-      const session = await findAuthSession(ctx.pool, claims.sessionId);
-      if (session === null || session.userId !== claims.userId)
-        throw new AppError('auth.token_invalid');
-      if (session.revokedAt !== null || session.expiresAt <= ctx.clock.now())
-        throw new AppError('auth.session_ended');
-      const user = await findUserById(ctx.pool, claims.userId);
-      if (user === null || user.disabledAt !== null) throw new AppError('auth.token_invalid');
-      principal = {
-        userId: user.id,
-        username: user.username,
-        roles: user.roles,
-        sessionId: session.id,
-        mfa: claims.mfa,
-        scope: claims.scope,
-        ip,
-      };
-    } catch (err) {
-      if (
-        err instanceof AppError &&
-        (err.code === 'auth.token_invalid' || err.code === 'auth.session_ended')
-      ) {
-        await auditAlone(ctx, {
-          type: 'auth.token_rejected',
-          actor: { kind: 'anonymous', ip },
-          outcome: 'failure',
-          data: { reason: err.code, route: request.routeOptions.url ?? request.url },
-        });
-      }
-      throw err;
-    }
-
+    const principal = await principalFromToken(ctx, token, {
+      ip,
+      route: request.routeOptions.url ?? request.url,
+      via: bearer === null ? 'cookie' : 'bearer',
+    });
     if (principal.scope === 'totp_enrollment' && options.allowEnrollmentScope !== true) {
       throw new AppError('auth.totp_enrollment_required');
     }

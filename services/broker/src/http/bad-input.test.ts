@@ -752,7 +752,7 @@ describe('bad input', () => {
         ['POST', `/api/v1/zones/${zoneId}`],
         ['PUT', '/api/v1/assets'],
         ['GET', `/api/v1/users/${vendor.id}/secrets`],
-        ['GET', '/'],
+        ['GET', '/index.php'],
       ];
       for (const [method, url] of unknown) {
         for (const as of [null, t.admin])

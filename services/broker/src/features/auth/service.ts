@@ -328,3 +328,45 @@ export async function confirmTotpEnrollment(
     sessionExpiresAt,
   });
 }
+
+/**
+ * Step-up authentication before a decision (approve, deny): a fresh TOTP code,
+ * so a hijacked browser session alone cannot open a plant (IEC 62443-3-3
+ * SR 1.1 RE 2). Required when the request came with the session cookie; over
+ * a bearer token a code is checked when given (API clients keep working as
+ * before). Users without TOTP have no second factor to step up with. A code is
+ * used once, like at sign-in; a wrong one counts towards the lockout.
+ */
+export async function verifyStepUp(
+  ctx: BrokerContext,
+  principal: Principal,
+  code: string | undefined,
+  action: string,
+): Promise<void> {
+  const user = await getUserById(ctx.pool, principal.userId);
+  if (user.totpSecret === null) return;
+  if (code === undefined || code === '') {
+    if (principal.via === 'cookie') throw new AppError('auth.step_up_required');
+    return;
+  }
+  const now = ctx.clock.now();
+  const secret = ctx.vault.open(user.totpSecret, totpAad(user.id));
+  const step = verifyTotp(secret.reveal(), code, now.getTime(), {
+    lastUsedStep: user.totpLastStep,
+  });
+  if (step !== null && (await advanceTotpStep(ctx.pool, user.id, step))) return;
+  await withTransaction(ctx.pool, async (client) => {
+    const state = await recordLoginFailure(client, user.username, now, {
+      threshold: ctx.config.lockoutThreshold,
+      lockoutMs: ctx.config.lockoutMinutes * 60_000,
+    });
+    await audit(client, ctx, {
+      type: 'auth.step_up_failed',
+      actor: { kind: 'user', id: user.id, ip: principal.ip },
+      subjectId: user.id,
+      outcome: 'failure',
+      data: { action, failures: state.failures },
+    });
+  });
+  throw new AppError('auth.step_up_failed');
+}

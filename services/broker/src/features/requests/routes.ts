@@ -22,6 +22,10 @@ import {
   fileRequest,
   getVisibleRequest,
 } from './service.js';
+import { verifyStepUp } from '../auth/service.js';
+
+/** Step-up: a current one-time code; required when the decision comes with the console's cookie. */
+const StepUpCode = Type.Optional(Type.String({ pattern: '^[0-9]{6,8}$' }));
 
 const StatusSchema = literalUnion(REQUEST_STATUSES);
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
@@ -205,12 +209,14 @@ export function requestRoutes(app: App, ctx: BrokerContext): void {
           comment: Type.Optional(Type.String({ maxLength: 2000 })),
           notBefore: Type.Optional(Timestamp),
           notAfter: Type.Optional(Timestamp),
+          totp: StepUpCode,
         }),
         response: { 200: RequestSchema, ...errorResponses },
       },
     },
     async (request) => {
       const body = request.body;
+      await verifyStepUp(ctx, principalOf(request), body.totp, 'approve');
       return requestView(
         await approveRequest(ctx, principalOf(request), request.params.id, {
           comment: body.comment,
@@ -229,14 +235,19 @@ export function requestRoutes(app: App, ctx: BrokerContext): void {
         tags: ['requests'],
         summary: 'Deny (approver of a zone of the request); any deny denies',
         params: IdParams('accessRequest'),
-        body: strictObject({ reason: Type.String({ minLength: 1, maxLength: 2000 }) }),
+        body: strictObject({
+          reason: Type.String({ minLength: 1, maxLength: 2000 }),
+          totp: StepUpCode,
+        }),
         response: { 200: RequestSchema, ...errorResponses },
       },
     },
-    async (request) =>
-      requestView(
+    async (request) => {
+      await verifyStepUp(ctx, principalOf(request), request.body.totp, 'deny');
+      return requestView(
         await denyRequest(ctx, principalOf(request), request.params.id, request.body.reason),
-      ),
+      );
+    },
   );
 
   app.post(

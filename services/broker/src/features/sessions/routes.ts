@@ -23,6 +23,7 @@ import {
   Timestamp,
 } from '../../http/schemas.js';
 import { actorOf } from '../../principal.js';
+import { buildSessionExport } from './export.js';
 import {
   findCommands,
   findSessions,
@@ -104,6 +105,41 @@ function commandView(c: CommandRecord) {
     rule: c.rule,
     auditSeq: c.auditSeq,
   };
+}
+
+/** The session's terminal as asciicast v2 lines, sized by its first recorded resize. */
+export async function* sessionAsciicast(
+  ctx: BrokerContext,
+  session: SessionRecord,
+  options: { channel: number; includeInput: boolean },
+): AsyncGenerator<string> {
+  const { rows } = await ctx.pool.query<{ channel: number; data: Buffer }>(
+    `select channel, data from session_chunks where session_id = $1 and kind = 'r' order by seq limit 1`,
+    [session.id],
+  );
+  const firstResize = rows[0];
+  let width = 80;
+  let height = 24;
+  if (firstResize !== undefined) {
+    const match = /(\d+)x(\d+)/.exec(
+      decodeFrames(firstResize.data, 0)[0]?.data.toString('utf8') ?? '',
+    );
+    if (match !== null) {
+      width = Number(match[1]);
+      height = Number(match[2]);
+    }
+  }
+  yield* asciicastLines(streamSessionChunks(ctx.pool, session.id), {
+    channel: options.channel,
+    includeInput: options.includeInput,
+    header: {
+      width,
+      height,
+      startedAt: session.startedAt,
+      title: `${session.username}@${session.assetName} ${session.id}`,
+      term: 'xterm-256color',
+    },
+  });
 }
 
 export function sessionRoutes(app: App, ctx: BrokerContext): void {
@@ -211,32 +247,9 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
         request.params.id,
         await visibilityOf(ctx, principalOf(request)),
       );
-      const { rows } = await ctx.pool.query<{ channel: number; data: Buffer }>(
-        `select channel, data from session_chunks where session_id = $1 and kind = 'r' order by seq limit 1`,
-        [session.id],
-      );
-      const firstResize = rows[0];
-      let width = 80;
-      let height = 24;
-      if (firstResize !== undefined) {
-        const match = /(\d+)x(\d+)/.exec(
-          decodeFrames(firstResize.data, 0)[0]?.data.toString('utf8') ?? '',
-        );
-        if (match !== null) {
-          width = Number(match[1]);
-          height = Number(match[2]);
-        }
-      }
-      const lines = asciicastLines(streamSessionChunks(ctx.pool, session.id), {
+      const lines = sessionAsciicast(ctx, session, {
         channel: request.query.channel ?? 0,
         includeInput: request.query.input ?? false,
-        header: {
-          width,
-          height,
-          startedAt: session.startedAt,
-          title: `${session.username}@${session.assetName} ${session.id}`,
-          term: 'xterm-256color',
-        },
       });
       return reply
         .type('application/x-asciicast')
@@ -264,6 +277,43 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
           ? undefined
           : { chunks: session.recordingChunks, head: session.recordingHead },
       );
+    },
+  );
+
+  app.get(
+    '/api/v1/sessions/:id/export',
+    {
+      onRequest: authenticate(ctx, { roles: ['auditor', 'admin'] }),
+      schema: {
+        tags: ['sessions'],
+        summary:
+          'An ended session as one signed JSON file (recording, asciicast, commands, audit events) that `pnpm airlock verify-export` checks offline',
+        params: IdParams('session'),
+      },
+    },
+    async (request, reply) => {
+      const principal = principalOf(request);
+      const session = await getSession(ctx.pool, request.params.id);
+      const bundle = await buildSessionExport(ctx, session, {
+        sessionJson: sessionView(session),
+        asciicast: sessionAsciicast(ctx, session, { channel: 0, includeInput: false }),
+      });
+      await withTransaction(ctx.pool, (client) =>
+        audit(client, ctx, {
+          type: 'session.exported',
+          actor: actorOf(principal),
+          subjectId: session.id,
+          data: {
+            recordingHead: bundle.statement.recordingHead,
+            auditEvents: bundle.auditEvents.length,
+            commands: bundle.commands.length,
+          },
+        }),
+      );
+      return reply
+        .type('application/json; charset=utf-8')
+        .header('content-disposition', `attachment; filename="${session.id}.airlock-export.json"`)
+        .send(JSON.stringify(bundle, null, 2));
     },
   );
 
