@@ -497,6 +497,39 @@ describe('web console, end to end with the real broker and Chromium', () => {
   );
 
   it(
+    "revokes a grant from the approver's live screen, ending the vendor's browser terminal at once",
+    async () => {
+      const ida = await createUser(api, admin, {
+        username: 'ida',
+        roles: ['vendor'],
+        organization: 'Nordwerk Automation',
+      });
+      await grantAccess(api, ida, alice, asset);
+      const vendor = await openAs(ida);
+      await vendor.page.goto(`${broker!.httpUrl}/#/connect/${asset.assetId}`);
+      await waitForScreen(vendor.page, 'terminal', 'asset$ ');
+
+      const approver = await openAs(alice, { totp: true });
+      await approver.page.goto(`${broker!.httpUrl}/#/live`);
+      const grantRow = approver.page.getByTestId('active-grant').filter({ hasText: 'ida' });
+      await expect.poll(() => grantRow.count()).toBe(1);
+      const clicked = Date.now();
+      await grantRow.getByRole('button', { name: 'Revoke' }).click();
+      await waitForScreen(vendor.page, 'terminal', /revoked/i, 5_000);
+      await expect
+        .poll(() => vendor.page.getByTestId('terminal-status').textContent(), { timeout: 5_000 })
+        .toBe('The session has ended.');
+      expect(Date.now() - clicked).toBeLessThan(3_000);
+      await expect.poll(() => grantRow.count(), { timeout: 5_000 }).toBe(0);
+      const sessions = await api.get(`/api/v1/sessions?userId=${ida.id}`, admin.token);
+      expect((await endedSession(api, admin, sessions.body.sessions[0].id)).endReason).toBe(
+        'revoked',
+      );
+    },
+    LONG,
+  );
+
+  it(
     'lets an admin set up a zone, its policy and approvers, an asset with a write-only credential, a connector and a user',
     async () => {
       const { page } = await openAs(admin, { totp: true });

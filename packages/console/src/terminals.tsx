@@ -13,6 +13,8 @@ import { formatOffset } from './format';
 const TERMINAL_OPTIONS: ITerminalOptions = {
   fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
   fontSize: 14,
+  // Room below the baseline, so underscores are not clipped by the next row.
+  lineHeight: 1.15,
   cursorBlink: true,
   scrollback: 5000,
   linkHandler: { activate: () => undefined },
