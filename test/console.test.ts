@@ -63,14 +63,13 @@ async function freshCode(person: SignedIn): Promise<string> {
 }
 
 /**
- * Key by key, at a fast typist's pace (40 ms a key). The gateway reads a
- * command off the screen when Enter arrives; keys sent in earlier packets
- * whose echo has not come back yet are not waited for (a limit of the
- * gateway's extractor, for SSH and browser alike), so a test typing at
- * machine speed would record a line before the asset showed all of it.
+ * Key by key at machine speed, each key its own WebSocket message: Enter
+ * arrives before the echo of the keys just before it, and the gateway must
+ * wait for that echo before it records the line (the command audited must be
+ * the command the asset runs).
  */
 async function typeLikeAPerson(page: Page, text: string): Promise<void> {
-  await page.keyboard.type(text, { delay: 40 });
+  await page.keyboard.type(text);
 }
 
 /** What a terminal (xterm.js) shows, as text. */

@@ -57,7 +57,45 @@ describe('ShellCommandExtractor', () => {
       before: Buffer.alloc(0),
       enter: Buffer.from('\r'),
       after: Buffer.alloc(0),
+      awaitEcho: false,
     });
+  });
+
+  it('waits for the echo of keys sent in earlier packets when Enter overtakes it', async () => {
+    const ext = terminal();
+    await show(ext, PROMPT);
+    await typeEchoed(ext, 'echo watched-');
+    // The last keys go out one packet each, and Enter comes before any of them is echoed.
+    for (const key of 'live') expect(press(ext, key).kind).toBe('forward');
+    const decision = submitted(press(ext, '\r'));
+    expect(decision.awaitEcho).toBe(true);
+    expect(decision.line).toBe('echo watched-');
+    expect(ext.echo).toBe('waiting');
+    await show(ext, 'li');
+    expect(ext.echo).toBe('waiting');
+    await show(ext, 've');
+    expect(ext.echo).toBe('seen');
+    expect(ext.currentLine()).toBe('echo watched-live');
+  });
+
+  it('waits for output to go quiet when the unechoed keys were editing keys', async () => {
+    const ext = terminal();
+    await show(ext, PROMPT);
+    await typeEchoed(ext, 'ls -la');
+    expect(press(ext, '\x7f').kind).toBe('forward'); // backspace, not yet redrawn
+    const decision = submitted(press(ext, '\r'));
+    expect(decision.awaitEcho).toBe(true);
+    expect(ext.echo).toBe('unpredictable');
+    await show(ext, '\b\x1b[K');
+    expect(ext.currentLine()).toBe('ls -l');
+  });
+
+  it('does not wait when every key of the line is already on the screen', async () => {
+    const ext = terminal();
+    await show(ext, PROMPT);
+    await typeEchoed(ext, 'uptime');
+    expect(submitted(press(ext, '\r')).awaitEcho).toBe(false);
+    expect(ext.echo).toBe('none');
   });
 
   it('reads the line as redrawn after editing keys, prompt removed and trailing spaces trimmed', async () => {

@@ -74,6 +74,13 @@ export type InputDecision =
    * arrived; otherwise wait for output to go quiet), and take the line from
    * `currentLine()`. `after` is what followed the Enter: feed it back through
    * onInput once the asset has answered the Enter.
+   *
+   * `awaitEcho` is true whenever keys of this line may not be on the screen
+   * yet: `before` is not empty, or keys forwarded in earlier packets have not
+   * been echoed (a fast typist, a paste, a slow link: the Enter can arrive
+   * before the echo of the keys typed just before it). Then wait as for
+   * `before` and take the line from `currentLine()`; reading it at once would
+   * record a line the shell will not run.
    */
   | {
       kind: 'submit';
@@ -82,6 +89,7 @@ export type InputDecision =
       before: Buffer;
       enter: Buffer;
       after: Buffer;
+      awaitEcho: boolean;
     }
   /** Alternate screen active (vi, top, less): forward, record as input, never as a command. */
   | { kind: 'fullscreen-input'; data: Buffer };
@@ -153,6 +161,12 @@ export class ShellCommandExtractor {
   #expectedEcho: string | null | undefined;
   /** A submit was answered; its anchor lives until the next input. */
   #submitted = false;
+  /**
+   * Predicted echo of the keys forwarded since output was last parsed (null:
+   * some were editing or control keys). Echo comes in order, so once the
+   * screen ends with the last of them, all of them are shown.
+   */
+  #unechoed: string | null = '';
 
   constructor(options: ShellCommandExtractorOptions) {
     assertSize(options.cols, options.rows);
@@ -196,6 +210,7 @@ export class ShellCommandExtractor {
     return new Promise((resolve) => {
       terminal.write(data, () => {
         this.#unparsed -= 1;
+        this.#unechoed = '';
         resolve();
       });
     });
@@ -296,7 +311,14 @@ export class ShellCommandExtractor {
         return this.#submit(data, i);
       }
     }
+    this.#noteForwarded(data);
     return { kind: 'forward', data };
+  }
+
+  #noteForwarded(data: Buffer): void {
+    if (this.#unechoed === null) return;
+    const echo = predictEcho(data);
+    this.#unechoed = echo === null ? null : this.#unechoed + echo;
   }
 
   /**
@@ -373,12 +395,18 @@ export class ShellCommandExtractor {
     const enterLength = enterByte === CR && data[at + 1] === LF ? 2 : 1;
     const before = data.subarray(0, at);
     const submitted = this.#readSubmittedLine();
+    const unechoed = this.#unechoed;
+    this.#unechoed = '';
     if (before.length > 0) {
-      this.#expectedEcho = predictEcho(before);
-      if (this.#expectedEcho !== null && this.#cursorAtLineEnd()) {
-        submitted.text = trimLines(submitted.text + this.#expectedEcho);
+      const predicted = predictEcho(before);
+      this.#expectedEcho = predicted === null || unechoed === null ? null : unechoed + predicted;
+      if (predicted !== null && unechoed === '' && this.#cursorAtLineEnd()) {
+        submitted.text = trimLines(submitted.text + predicted);
       }
+    } else if (unechoed !== '') {
+      this.#expectedEcho = unechoed;
     }
+    const awaitEcho = before.length > 0 || unechoed !== '';
     // The anchor stays until the next input so that currentLine() can re-read
     // the line once `before` has been echoed.
     this.#submitted = true;
@@ -390,6 +418,7 @@ export class ShellCommandExtractor {
       before,
       enter: data.subarray(at, at + enterLength),
       after: data.subarray(at + enterLength),
+      awaitEcho,
     };
   }
 

@@ -182,9 +182,10 @@ export class ShellSplice {
     const extractor = this.#extractor;
     if (extractor === null) return;
     let line = decision.line;
-    if (decision.before.length > 0) {
-      // Keys typed in the same packet as Enter: let the asset echo them, then read the line as shown.
-      this.upstream.write(decision.before);
+    // Keys typed in the same packet as Enter go on at once.
+    if (decision.before.length > 0) this.upstream.write(decision.before);
+    if (decision.awaitEcho) {
+      // Keys of this line not yet echoed: let the asset echo them, then read the line as shown.
       await this.#echoSettled();
       line = extractor.currentLine();
     }
