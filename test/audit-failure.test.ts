@@ -104,6 +104,15 @@ describe('when the audit store fails, the broker fails closed', () => {
       await term.waitFor(new RegExp(`[\\r\\n]alive-${marker}\\r\\n`));
       await term.waitFor(PROMPT);
       const sessionId = await liveSessionOf(api, approver, vendor);
+      // What the vendor saw so far has reached the store (bounded lag: one flush interval).
+      await eventually(
+        'the recording to reach the store',
+        async () => {
+          const cast = await api.get(`/api/v1/sessions/${sessionId}/recording`, admin.token);
+          return String(cast.body).includes(`alive-${marker}`) ? true : undefined;
+        },
+        5_000,
+      );
 
       // PostgreSQL goes away: fast shutdown (SIGINT) of the postmaster, as `pg_ctl stop -m fast`.
       const pidFile = join(dataDir, 'postgres', 'postmaster.pid');
