@@ -9,6 +9,7 @@ import {
 import { AppError } from '@airlock/domain';
 import { streamSessionChunks } from '@airlock/recording';
 import type { BrokerContext } from '../../context.js';
+import { auditEventView } from '../audit/routes.js';
 import {
   commandsDigest,
   SESSION_EXPORT_FORMAT,
@@ -80,19 +81,10 @@ export async function buildSessionExport(
     rule: c.rule,
     auditSeq: c.auditSeq,
   }));
-  const auditEvents: ExportedAuditEvent[] = (await sessionEvents(ctx, session.id)).map((e) => ({
-    seq: e.seq,
-    id: e.id,
-    occurredAt: e.occurredAt.toISOString(),
-    type: e.type,
-    code: e.code,
-    actor: { kind: e.actorKind, id: e.actorId, ip: e.sourceIp },
-    subjectId: e.subjectId,
-    outcome: e.outcome,
-    data: e.data,
-    prevHash: e.prevHash,
-    hash: e.hash,
-  }));
+  // The same view of an event as GET /api/v1/audit gives.
+  const auditEvents: ExportedAuditEvent[] = (await sessionEvents(ctx, session.id)).map(
+    auditEventView,
+  );
   const statement: ExportStatement = {
     format: SESSION_EXPORT_FORMAT,
     sessionId: session.id,
