@@ -1,6 +1,7 @@
 import QRCode from 'qrcode';
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, ApiError, describeError, type Role, type User } from './api';
+import { ErrorAlert, OneTimeCodeInput } from './components';
 import { AdminAssets, AdminConnectors, AdminUsers, AdminZones } from './pages/admin';
 import { ApproverQueue, LiveSessions, WatchPage } from './pages/approver';
 import { AuditTrail, CommandSearch, ReplayPage, SessionList } from './pages/auditor';
@@ -215,20 +216,9 @@ function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
         </label>
         <label>
           One-time code <span className="muted">(if you have enrolled an authenticator)</span>
-          <input
-            name="totp"
-            inputMode="numeric"
-            autoComplete="one-time-code"
-            pattern="[0-9]{6,8}"
-            value={totp}
-            onChange={(e) => setTotp(e.target.value.trim())}
-          />
+          <OneTimeCodeInput value={totp} onChange={setTotp} />
         </label>
-        {error !== null && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorAlert error={error} />
         <button type="submit" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
@@ -295,11 +285,7 @@ function TotpEnrolment({ user, onDone }: { user: User; onDone: () => void }) {
             required
           />
         </label>
-        {error !== null && (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        )}
+        <ErrorAlert error={error} />
         <button type="submit">Confirm</button>
       </form>
     </main>

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, describeError, type Asset, type Role, type User, type Zone } from '../api';
+import { FeedbackLine, toggle, ZoneOptions, type Feedback } from '../components';
 import { formatTime } from '../format';
 import { useLive } from '../hooks';
 
@@ -23,21 +24,6 @@ interface Connector {
   address: string | null;
   enrolledAt: string | null;
   lastSeenAt: string | null;
-}
-
-type Feedback = { ok: boolean; text: string } | null;
-
-function FeedbackLine({ feedback }: { feedback: Feedback }) {
-  if (feedback === null) return null;
-  return (
-    <p className={feedback.ok ? 'success' : 'error'} role={feedback.ok ? 'status' : 'alert'}>
-      {feedback.text}
-    </p>
-  );
-}
-
-function toggle<T>(list: T[], value: T): T[] {
-  return list.includes(value) ? list.filter((v) => v !== value) : [...list, value];
 }
 
 function ZoneEditor({
@@ -266,11 +252,7 @@ export function AdminAssets() {
             Zone
             <select value={form.zoneId} onChange={set('zoneId')} required>
               <option value="">Choose…</option>
-              {zones.data?.zones.map((z) => (
-                <option key={z.id} value={z.id}>
-                  {z.name}
-                </option>
-              ))}
+              <ZoneOptions zones={zones.data?.zones} />
             </select>
           </label>
         </div>
@@ -398,11 +380,7 @@ export function AdminConnectors() {
             Zone
             <select value={zoneId} onChange={(e) => setZoneId(e.target.value)} required>
               <option value="">Choose…</option>
-              {zones.data?.zones.map((z) => (
-                <option key={z.id} value={z.id}>
-                  {z.name}
-                </option>
-              ))}
+              <ZoneOptions zones={zones.data?.zones} />
             </select>
           </label>
         </div>

@@ -8,6 +8,7 @@ import {
   type Session,
   type User,
 } from '../api';
+import { ErrorAlert, OneTimeCodeInput, SessionCells } from '../components';
 import { countdown, formatTime, windowText } from '../format';
 import { useLive, useNow } from '../hooks';
 import { LiveView } from '../terminals';
@@ -19,6 +20,13 @@ function stepUpMessage(err: unknown): string {
   )
     return 'That one-time code was not accepted. Each code works once: wait for the next one and try again.';
   return describeError(err);
+}
+
+/** Ends a live session at once (Live sessions, and the page that watches one). */
+function terminateSession(sessionId: string): Promise<unknown> {
+  return api.post(`/api/v1/sessions/${encodeURIComponent(sessionId)}/terminate`, {
+    reason: 'Terminated from the console',
+  });
 }
 
 function RequestDecision({ request, onDone }: { request: AccessRequest; onDone: () => void }) {
@@ -96,21 +104,9 @@ function RequestDecision({ request, onDone }: { request: AccessRequest; onDone: 
       )}
       <label>
         Your one-time code (confirms this decision)
-        <input
-          name="totp"
-          inputMode="numeric"
-          autoComplete="one-time-code"
-          pattern="[0-9]{6,8}"
-          value={totp}
-          onChange={(e) => setTotp(e.target.value.trim())}
-          required
-        />
+        <OneTimeCodeInput value={totp} onChange={setTotp} required />
       </label>
-      {error !== null && (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      )}
+      <ErrorAlert error={error} />
       <div className="actions">
         <button type="submit" className={decision === 'deny' ? 'danger' : ''} disabled={busy}>
           {decision === 'approve' ? 'Confirm approval' : 'Confirm denial'}
@@ -202,17 +198,13 @@ export function LiveSessions() {
   const [message, setMessage] = useState<string | null>(null);
 
   const terminate = (s: Session): void => {
-    api
-      .post(`/api/v1/sessions/${encodeURIComponent(s.id)}/terminate`, {
-        reason: 'Terminated from the console',
-      })
-      .then(
-        () => {
-          setMessage(`Session of ${s.user.username} on ${s.asset.name} is being terminated.`);
-          sessions.reload();
-        },
-        (err: unknown) => setMessage(describeError(err)),
-      );
+    terminateSession(s.id).then(
+      () => {
+        setMessage(`Session of ${s.user.username} on ${s.asset.name} is being terminated.`);
+        sessions.reload();
+      },
+      (err: unknown) => setMessage(describeError(err)),
+    );
   };
   const revoke = (g: Grant): void => {
     api
@@ -251,17 +243,7 @@ export function LiveSessions() {
         <tbody>
           {sessions.data?.sessions.map((s) => (
             <tr key={s.id} data-testid="live-session">
-              <td>
-                {s.user.username}
-                {s.user.organization !== null && (
-                  <span className="muted"> ({s.user.organization})</span>
-                )}
-              </td>
-              <td>{s.asset.name}</td>
-              <td>
-                {s.protocol === 'web' ? 'browser' : 'SSH'} from {s.clientAddress ?? '?'}
-              </td>
-              <td>{formatTime(s.startedAt)}</td>
+              <SessionCells session={s} />
               <td className="actions">
                 <a className="button secondary" href={`#/watch/${encodeURIComponent(s.id)}`}>
                   Watch
@@ -324,17 +306,13 @@ export function WatchPage({ sessionId }: { sessionId: string }) {
             type="button"
             className="danger"
             onClick={() => {
-              api
-                .post(`/api/v1/sessions/${encodeURIComponent(sessionId)}/terminate`, {
-                  reason: 'Terminated from the console',
-                })
-                .then(
-                  () => {
-                    setMessage('Terminating…');
-                    reload();
-                  },
-                  (err: unknown) => setMessage(describeError(err)),
-                );
+              terminateSession(sessionId).then(
+                () => {
+                  setMessage('Terminating…');
+                  reload();
+                },
+                (err: unknown) => setMessage(describeError(err)),
+              );
             }}
           >
             Terminate session

@@ -8,6 +8,7 @@ import {
   type Session,
   type Zone,
 } from '../api';
+import { SessionCells, ZoneOptions } from '../components';
 import { formatOffset, formatTime } from '../format';
 import { useLive } from '../hooks';
 import { Replay } from '../terminals';
@@ -68,11 +69,7 @@ export function SessionList() {
           Zone
           <select value={filter.zoneId} onChange={set('zoneId')}>
             <option value="">All zones</option>
-            {zones.data?.zones.map((z) => (
-              <option key={z.id} value={z.id}>
-                {z.name}
-              </option>
-            ))}
+            <ZoneOptions zones={zones.data?.zones} />
           </select>
         </label>
         <label>
@@ -123,17 +120,7 @@ export function SessionList() {
         <tbody>
           {sessions.map((s) => (
             <tr key={s.id} data-testid="session-row">
-              <td>
-                {s.user.username}
-                {s.user.organization !== null && (
-                  <span className="muted"> ({s.user.organization})</span>
-                )}
-              </td>
-              <td>{s.asset.name}</td>
-              <td>
-                {s.protocol === 'web' ? 'browser' : 'SSH'} from {s.clientAddress ?? '?'}
-              </td>
-              <td>{formatTime(s.startedAt)}</td>
+              <SessionCells session={s} />
               <td>{s.live ? 'live' : formatTime(s.endedAt)}</td>
               <td>{s.endReason ?? ''}</td>
               <td>

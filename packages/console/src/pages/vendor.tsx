@@ -9,6 +9,7 @@ import {
   type User,
   type Zone,
 } from '../api';
+import { FeedbackLine, toggle, type Feedback } from '../components';
 import { countdown, formatTime, windowText } from '../format';
 import { useLive, useNow } from '../hooks';
 import { BrowserTerminal } from '../terminals';
@@ -41,7 +42,7 @@ export function RequestAccess() {
   const [reason, setReason] = useState('');
   const [ticket, setTicket] = useState('');
   const [capabilities, setCapabilities] = useState<string[]>(['shell']);
-  const [result, setResult] = useState<{ ok: boolean; text: string } | null>(null);
+  const [result, setResult] = useState<Feedback>(null);
 
   const zones = catalogue.data?.zones ?? [];
   const assets = catalogue.data?.assets ?? [];
@@ -81,9 +82,6 @@ export function RequestAccess() {
       setResult({ ok: false, text: describeError(err) });
     }
   };
-
-  const toggle = (list: string[], value: string): string[] =>
-    list.includes(value) ? list.filter((v) => v !== value) : [...list, value];
 
   return (
     <section>
@@ -222,11 +220,7 @@ export function RequestAccess() {
             </label>
           ))}
         </fieldset>
-        {result !== null && (
-          <p className={result.ok ? 'success' : 'error'} role={result.ok ? 'status' : 'alert'}>
-            {result.text}
-          </p>
-        )}
+        <FeedbackLine feedback={result} />
         <button type="submit" disabled={selected.length === 0}>
           Send request
         </button>
@@ -369,7 +363,7 @@ export function SshKeys() {
   );
   const [publicKey, setPublicKey] = useState('');
   const [name, setName] = useState('');
-  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const [message, setMessage] = useState<Feedback>(null);
 
   const add = async (e: FormEvent): Promise<void> => {
     e.preventDefault();
@@ -420,11 +414,7 @@ export function SshKeys() {
           Name <span className="muted">(optional)</span>
           <input value={name} onChange={(e) => setName(e.target.value)} />
         </label>
-        {message !== null && (
-          <p className={message.ok ? 'success' : 'error'} role={message.ok ? 'status' : 'alert'}>
-            {message.text}
-          </p>
-        )}
+        <FeedbackLine feedback={message} />
         <button type="submit">Register key</button>
       </form>
     </section>
