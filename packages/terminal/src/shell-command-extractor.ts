@@ -207,6 +207,11 @@ export class ShellCommandExtractor {
     if (this.resting) void this.wake();
     const terminal = this.#term;
     this.#unparsed += 1;
+    // xterm parses a write on a timer (≥ 1 ms in Node) unless user input came
+    // just before, when it parses at once to keep echo fast. Every key the
+    // gateway judges waits for the output before it, so parse at once always:
+    // an empty input marked as the user's only sets that flag.
+    terminal.input('', true);
     return new Promise((resolve) => {
       terminal.write(data, () => {
         this.#unparsed -= 1;
