@@ -58,6 +58,14 @@ import {
   type TransferRun,
 } from './bench-gateway.js';
 
+/** Counts its stdin and prints the running total every 100 ms (the bulk transfer's meter). */
+const BYTE_COUNTER =
+  "let n=0;process.stdin.on('data',(c)=>{n+=c.length});process.stdin.on('end',()=>process.exit(0));setInterval(()=>process.stdout.write(n+'\\n'),100);";
+
+/** Words for `sh -c`, each single-quoted. */
+const shellWords = (words: readonly string[]): string =>
+  words.map((w) => `'${w.replaceAll("'", "'\\''")}'`).join(' ');
+
 /** The issue's target for keystroke echo while a bulk transfer runs through the same connector. */
 const TARGET_P99_UNDER_BULK_MS = 20;
 
@@ -296,12 +304,20 @@ async function main(): Promise<number> {
         ...latencyStats(await sampleEcho(echoTarget)),
         load: load(),
       };
-    const bulk = spawn(SSH_BIN, [...sshArgs(bulkTarget), 'cat /dev/zero'], {
+    // The bulk client's output is counted by a process of its own: read here,
+    // 100 MiB/s of pipe reads would load this process — which is the broker —
+    // and the echo would measure the benchmark instead of the gateway.
+    const pipeline = `${shellWords([SSH_BIN, ...sshArgs(bulkTarget), 'cat /dev/zero'])} | ${shellWords([process.execPath, '-e', BYTE_COUNTER])}`;
+    const bulk = spawn('sh', ['-c', pipeline], {
       stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
     });
     liveChildren.add(bulk);
     let bulkBytes = 0;
-    bulk.stdout.on('data', (chunk: Buffer) => (bulkBytes += chunk.length));
+    bulk.stdout.on('data', (chunk: Buffer) => {
+      const last = Number(chunk.toString('utf8').trim().split('\n').at(-1));
+      if (Number.isFinite(last)) bulkBytes = last;
+    });
     try {
       for (let waited = 0; bulkBytes < 16 * MiB; waited += 20) {
         if (bulk.exitCode !== null || waited > 60_000)
@@ -319,7 +335,14 @@ async function main(): Promise<number> {
         ...latencyStats(samples),
       };
     } finally {
-      bulk.kill('SIGTERM');
+      // The whole pipeline: sh, ssh and the counter share the process group.
+      if (bulk.pid !== undefined) {
+        try {
+          process.kill(-bulk.pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
       liveChildren.delete(bulk);
       await sleep(500); // the bulk session ends and its recording is sealed
     }

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 
 /** What one socket may hand the event loop per turn before it lets the others in. */
 export const READ_BUDGET_PER_TURN = 64 * 1024;
@@ -14,7 +14,7 @@ export const READ_BUDGET_PER_TURN = 64 * 1024;
  * reordered: a paused socket simply stops reading, and TCP flow control
  * slows the sender.
  */
-export function shareEventLoop(socket: Socket, budget = READ_BUDGET_PER_TURN): void {
+export function shareEventLoop(socket: Readable, budget = READ_BUDGET_PER_TURN): void {
   let used = 0;
   let yielding = false;
   const resume = (): void => {
