@@ -189,11 +189,14 @@ describe('ssh gateway, end to end with the real broker process', () => {
       });
       const term = openTerminal(eve);
       await term.waitFor(PROMPT, 20_000);
-      // Under five minutes from the start: the warning comes at once, with the real time left.
-      await term.waitFor(
-        new RegExp(
-          `Access to ${asset.name} ends in \\d+ seconds \\(at ${notAfter.toISOString()}\\)`,
-        ),
+      // Under five minutes from the start: the warning comes at once, with the real time left —
+      // as soon as the shell channel is open, so before or after the asset's prompt.
+      const warning = new RegExp(
+        `Access to ${asset.name} ends in \\d+ seconds \\(at ${notAfter.toISOString()}\\)`,
+      );
+      await eventually(
+        'the expiry warning in the vendor’s terminal',
+        () => Promise.resolve(warning.test(term.output()) ? true : undefined),
         5_000,
       );
       const sessionId = await liveSessionOf(api, approver, eve);
