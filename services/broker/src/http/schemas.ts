@@ -6,6 +6,9 @@ export const Id = (kind: IdKind) => Type.String({ pattern: idPattern(kind) });
 export const IdParams = (kind: IdKind) =>
   Type.Object({ id: Id(kind) }, { additionalProperties: false });
 export const Timestamp = Type.String({ format: 'date-time' });
+/** An optional Timestamp field as a Date (the schema has already checked its format). */
+export const optionalDate = (s: string | undefined): Date | undefined =>
+  s === undefined ? undefined : new Date(s);
 export const NullableString = Type.Union([Type.String(), Type.Null()]);
 
 export const ErrorResponse = Type.Object({

@@ -12,6 +12,7 @@ import {
   strictObject,
   Timestamp,
   literalUnion,
+  optionalDate,
 } from '../../http/schemas.js';
 import { CapabilitySchema } from '../zones/schemas.js';
 import { findRequests, type AccessRequestRecord } from './repository.js';
@@ -111,9 +112,6 @@ function requestView(r: AccessRequestRecord) {
     decisionReason: r.decisionReason,
   };
 }
-
-const optionalDate = (s: string | undefined): Date | undefined =>
-  s === undefined ? undefined : new Date(s);
 
 export function requestRoutes(app: App, ctx: BrokerContext): void {
   const approver = authenticate(ctx, { roles: ['approver'] });

@@ -21,6 +21,7 @@ import {
   NullableString,
   strictObject,
   Timestamp,
+  optionalDate,
 } from '../../http/schemas.js';
 import { actorOf } from '../../principal.js';
 import { buildSessionExport } from './export.js';
@@ -173,8 +174,8 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
         assetId: q.assetId,
         zoneId: q.zoneId,
         endReason: q.endReason,
-        from: q.from === undefined ? undefined : new Date(q.from),
-        to: q.to === undefined ? undefined : new Date(q.to),
+        from: optionalDate(q.from),
+        to: optionalDate(q.to),
         visibleTo: await visibilityOf(ctx, principalOf(request)),
         limit: q.limit ?? 100,
       });
@@ -379,8 +380,8 @@ export function sessionRoutes(app: App, ctx: BrokerContext): void {
         q: q.q,
         assetId: q.assetId,
         userId: q.userId,
-        from: q.from === undefined ? undefined : new Date(q.from),
-        to: q.to === undefined ? undefined : new Date(q.to),
+        from: optionalDate(q.from),
+        to: optionalDate(q.to),
         visibleTo: await visibilityOf(ctx, principalOf(request)),
         limit: q.limit ?? 200,
       });
