@@ -44,6 +44,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import {
+  createZone,
   createUser,
   createVendor,
   eventually,
@@ -119,28 +120,6 @@ describe('zone connector refusals, against the real broker', () => {
     expectStatus(await api.get(`/api/v1/audit?type=${type}&limit=1000`, admin.token), 200, type)
       .body.events;
 
-  const createZone = async (name: string): Promise<string> => {
-    const zone = expectStatus(
-      await api.post(
-        '/api/v1/zones',
-        { name, policy: { requiredApprovals: 1, allowedCapabilities: ['shell', 'exec'] } },
-        admin.token,
-      ),
-      201,
-      'zone',
-    );
-    expectStatus(
-      await api.put(
-        `/api/v1/zones/${zone.body.id}/approvers`,
-        { userIds: [approver.id] },
-        admin.token,
-      ),
-      200,
-      'approvers',
-    );
-    return zone.body.id as string;
-  };
-
   /** Enrols as a connector would, with a key of the test's own. */
   const enrolByHand = async (
     zoneId: string,
@@ -177,8 +156,8 @@ describe('zone connector refusals, against the real broker', () => {
     api = apiClient(broker.httpUrl);
     admin = await signIn(api, 'admin', adminPassword);
     approver = await createUser(api, admin, { username: 'alice', roles: ['approver'] });
-    zoneA = await createZone('Plant A / Dosing');
-    zoneB = await createZone('Plant B / Intake');
+    zoneA = await createZone(api, admin, approver, 'Plant A / Dosing');
+    zoneB = await createZone(api, admin, approver, 'Plant B / Intake');
   }, LONG);
 
   afterAll(async () => {

@@ -162,44 +162,12 @@ describe('zone connector, end to end with real processes', () => {
     api = apiClient(broker.httpUrl);
     admin = await signIn(api, 'admin', adminPassword);
     approver = await createUser(api, admin, { username: 'alice', roles: ['approver'] });
-    const zone = expectStatus(
-      await api.post(
-        '/api/v1/zones',
-        {
-          name: 'Water works / Filtration',
-          policy: { requiredApprovals: 1, allowedCapabilities: CAPABILITIES },
-        },
-        admin.token,
-      ),
-      201,
-      'create zone',
-    );
-    const zoneId = zone.body.id as string;
-    expectStatus(
-      await api.put(`/api/v1/zones/${zoneId}/approvers`, { userIds: [approver.id] }, admin.token),
-      200,
-      'assign approver',
-    );
-    const created = expectStatus(
-      await api.post(
-        '/api/v1/assets',
-        {
-          name: 'ews-filter-01',
-          zoneId,
-          host: sshd.host,
-          port: sshd.port,
-          protocol: 'ssh',
-          login: sshd.user.name,
-          credential: sshd.user.password,
-          hostKey: sshd.hostPublicKey,
-          forwardPorts: [echoPort],
-        },
-        admin.token,
-      ),
-      201,
-      'create asset',
-    );
-    asset = { zoneId, assetId: created.body.id as string, name: 'ews-filter-01' };
+    asset = await createSshAsset(api, admin, approver, sshd, 'ews-filter-01', {
+      zoneName: 'Water works / Filtration',
+      capabilities: CAPABILITIES,
+      forwardPorts: [echoPort],
+    });
+    const { zoneId } = asset;
     for (const name of ['gw-a', 'gw-b']) {
       const res = expectStatus(
         await api.post('/api/v1/connectors', { name, zoneId }, admin.token),

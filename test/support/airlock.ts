@@ -123,21 +123,18 @@ export interface SshAsset {
   readonly name: string;
 }
 
-/** A zone with one approver and the sshd fixture registered as its asset (password vaulted, host key pinned). */
-export async function createSshAsset(
+/** A zone with one approver (1 approval required); returns its id. */
+export async function createZone(
   api: ApiClient,
   admin: SignedIn,
   approver: SignedIn,
-  sshd: SshdFixture,
   name: string,
-): Promise<SshAsset> {
+  capabilities: readonly string[] = ['shell', 'exec'],
+): Promise<string> {
   const zone = expectStatus(
     await api.post(
       '/api/v1/zones',
-      {
-        name: `Plant A / ${name}`,
-        policy: { requiredApprovals: 1, allowedCapabilities: ['shell', 'exec'] },
-      },
+      { name, policy: { requiredApprovals: 1, allowedCapabilities: capabilities } },
       admin.token,
     ),
     201,
@@ -148,6 +145,29 @@ export async function createSshAsset(
     await api.put(`/api/v1/zones/${zoneId}/approvers`, { userIds: [approver.id] }, admin.token),
     200,
     'assign approver',
+  );
+  return zoneId;
+}
+
+/**
+ * A zone with one approver and the sshd fixture registered as its asset
+ * (password vaulted, host key pinned). The zone is "Plant A / <name>" allowing
+ * shell and exec unless the options say otherwise.
+ */
+export async function createSshAsset(
+  api: ApiClient,
+  admin: SignedIn,
+  approver: SignedIn,
+  sshd: SshdFixture,
+  name: string,
+  options: { zoneName?: string; capabilities?: readonly string[]; forwardPorts?: number[] } = {},
+): Promise<SshAsset> {
+  const zoneId = await createZone(
+    api,
+    admin,
+    approver,
+    options.zoneName ?? `Plant A / ${name}`,
+    options.capabilities,
   );
   const asset = expectStatus(
     await api.post(
@@ -161,6 +181,7 @@ export async function createSshAsset(
         login: sshd.user.name,
         credential: sshd.user.password,
         hostKey: sshd.hostPublicKey,
+        ...(options.forwardPorts === undefined ? {} : { forwardPorts: options.forwardPorts }),
       },
       admin.token,
     ),
