@@ -38,6 +38,7 @@ import {
   defer,
   echoLatencies,
   latencyStats,
+  machineFacts,
   liveChildren,
   load,
   loadText,
@@ -53,7 +54,6 @@ import {
   sleep,
   table,
   transfer,
-  versionOf,
   type LatencyStats,
   type TransferRun,
 } from './bench-gateway.js';
@@ -219,13 +219,7 @@ async function main(): Promise<number> {
   const out: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
     command: `pnpm bench:connector ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? '',
-      node: process.version,
-      openssh: await versionOf(SSH_BIN, ['-V']),
-      database: b.db.server,
-    },
+    machine: await machineFacts(b),
     options,
     notes: [
       'Broker in this process, connector as its own process on the same machine, asset sshd on loopback.',

@@ -1248,6 +1248,18 @@ export function assetLegCipher(): string {
   return constants.DEFAULT_CIPHER?.[0] ?? 'unknown';
 }
 
+/** What the figures were measured on, as both benchmark reports record it. */
+export async function machineFacts(b: Bench): Promise<Record<string, unknown>> {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? '',
+    node: process.version,
+    openssh: await versionOf(SSH_BIN, ['-V']),
+    database: b.db.server,
+    ssh2NativeCrypto: nativeCryptoAvailable(),
+  };
+}
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
@@ -1260,14 +1272,7 @@ async function main(): Promise<number> {
   const out: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
     command: `pnpm bench:gateway ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? '',
-      node: process.version,
-      openssh: await versionOf(SSH_BIN, ['-V']),
-      database: b.db.server,
-      ssh2NativeCrypto: nativeCryptoAvailable(),
-    },
+    machine: await machineFacts(b),
     options: { ...options, phases: [...options.phases] },
     notes: [
       'Broker in this process: memory figures are this process after gc(); the driver holds the ssh clients (see the control row).',
