@@ -60,6 +60,11 @@ interface CarriedChannel {
   readonly channel: VendorChannel;
   /** A terminal the vendor reads: notices are written into it. */
   readonly interactive: boolean;
+  readonly carrier: ChannelCarrier;
+}
+
+/** What carries a channel's bytes (a splice, a forward). */
+interface ChannelCarrier {
   stop(): void;
   /** Called on every supervisor pass: lets an idle channel give up memory it can rebuild. */
   rest?(nowMs: number): void;
@@ -308,16 +313,10 @@ export class LiveSession {
   #registerChannel(
     channel: VendorChannel,
     interactive: boolean,
-    carrier: { stop(): void; rest?(nowMs: number): void },
+    carrier: ChannelCarrier,
   ): number {
     const id = this.#nextChannelId++;
-    this.#channels.set(id, {
-      id,
-      channel,
-      interactive,
-      stop: () => carrier.stop(),
-      ...(carrier.rest === undefined ? {} : { rest: (nowMs: number) => carrier.rest?.(nowMs) }),
-    });
+    this.#channels.set(id, { id, channel, interactive, carrier });
     channel.once('close', () => this.#channels.delete(id));
     return id;
   }
@@ -699,7 +698,7 @@ export class LiveSession {
       void this.end('idle_timeout');
       return;
     }
-    for (const carried of this.#channels.values()) carried.rest?.(Date.now());
+    for (const carried of this.#channels.values()) carried.carrier.rest?.(Date.now());
   }
 
   /**
@@ -758,7 +757,7 @@ export class LiveSession {
     if (reason !== 'client_exit') this.notice(endReasonText(reason, detail));
     const channels = [...this.#channels.values()];
     for (const carried of channels) {
-      carried.stop();
+      carried.carrier.stop();
       try {
         if (reason !== 'client_exit') carried.channel.exit(255);
         carried.channel.end();
