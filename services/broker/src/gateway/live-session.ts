@@ -310,11 +310,7 @@ export class LiveSession {
     return false;
   }
 
-  #registerChannel(
-    channel: VendorChannel,
-    interactive: boolean,
-    carrier: ChannelCarrier,
-  ): number {
+  #registerChannel(channel: VendorChannel, interactive: boolean, carrier: ChannelCarrier): number {
     const id = this.#nextChannelId++;
     this.#channels.set(id, { id, channel, interactive, carrier });
     channel.once('close', () => this.#channels.delete(id));
