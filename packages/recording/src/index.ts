@@ -19,6 +19,7 @@ export {
   DEFAULT_FLUSH_INTERVAL_MS,
   DEFAULT_HIGH_WATER_MARK,
   DEFAULT_MAX_CHUNK_BYTES,
+  MAX_CHUNK_SLACK_BYTES,
   RecordingFailedError,
   SessionRecorder,
   type SessionRecorderOptions,
@@ -37,3 +38,8 @@ export {
 } from './asciicast.js';
 export { outputText } from './text.js';
 export { collectFrames } from './frames-of.js';
+export {
+  RecordingWriteError,
+  ThreadedChunkSink,
+  type ThreadedChunkSinkOptions,
+} from './threaded-sink.js';

@@ -25,6 +25,18 @@ const MAX_WRITE_BYTES = 8 * 1024 * 1024;
 
 const INT4_MAX = 2 ** 31 - 1;
 
+/**
+ * The most unused memory a sealed chunk's buffer keeps after its bytes; one
+ * with more is trimmed into an exact copy (and a sink moving chunks to another
+ * thread relies on this bound to tell a chunk's own memory from a shared one).
+ */
+export const MAX_CHUNK_SLACK_BYTES = 1024;
+/** A chunk's first buffer when its first event is small (a keystroke, a prompt). */
+const SMALL_CHUNK_BYTES = 4096;
+/** An event at least this large starts its chunk at full size (bulk output). */
+const BULK_EVENT_BYTES = 4096;
+const EMPTY = Buffer.alloc(0);
+
 export interface SessionRecorderOptions {
   sessionId: string;
   sink: ChunkSink;
@@ -178,6 +190,11 @@ export class SessionRecorder extends EventEmitter {
     return this.#failure !== null;
   }
 
+  /** close() was called: record() refuses every event from then on. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Chunks sealed so far (the seq of the newest) and the hash at the head of the chain. */
   get head(): { chunks: number; hash: string } {
     return { chunks: this.#nextSeq - 1, hash: this.#head };
@@ -276,7 +293,7 @@ export class SessionRecorder extends EventEmitter {
         continue;
       }
       const take = splittable ? Math.min(rest.length, room) : rest.length;
-      this.#reserve(chunk, FRAME_HEADER_BYTES + take);
+      this.#reserve(chunk, FRAME_HEADER_BYTES + take, rest.length);
       writeFrameHeader(chunk.buf, chunk.used, offsetMs - chunk.offsetMs, take);
       rest.copy(chunk.buf, chunk.used + FRAME_HEADER_BYTES, 0, take);
       chunk.used += FRAME_HEADER_BYTES + take;
@@ -300,7 +317,7 @@ export class SessionRecorder extends EventEmitter {
       kind,
       offsetMs,
       lastOffsetMs: offsetMs,
-      buf: Buffer.allocUnsafe(Math.min(this.#maxChunkBytes, 4096)),
+      buf: EMPTY,
       used: 0,
     };
     this.#open.set(key, chunk);
@@ -322,12 +339,21 @@ export class SessionRecorder extends EventEmitter {
     return false;
   }
 
-  #reserve(chunk: OpenChunk, bytes: number): void {
+  /**
+   * Room for `bytes` more in the chunk's buffer. A chunk's first buffer is
+   * small for keystroke-sized events and whole (maxChunkBytes) when the first
+   * event is bulk-sized, so a bulk stream fills each chunk without growing it.
+   * Buffers are allocUnsafeSlow: each chunk owns its memory, never a slice of
+   * Node's shared pool (a sink may take it, see ChunkSink).
+   */
+  #reserve(chunk: OpenChunk, bytes: number, incoming: number): void {
     const needed = chunk.used + bytes;
     if (needed <= chunk.buf.length) return;
-    const grown = Buffer.allocUnsafe(
-      Math.max(needed, Math.min(this.#maxChunkBytes, chunk.buf.length * 2)),
-    );
+    const size =
+      chunk.buf.length === 0 && incoming >= BULK_EVENT_BYTES
+        ? this.#maxChunkBytes
+        : Math.min(this.#maxChunkBytes, Math.max(SMALL_CHUNK_BYTES, chunk.buf.length * 2));
+    const grown = Buffer.allocUnsafeSlow(Math.max(needed, size));
     chunk.buf.copy(grown, 0, 0, chunk.used);
     chunk.buf = grown;
   }
@@ -347,11 +373,13 @@ export class SessionRecorder extends EventEmitter {
 
   #sealOne(chunk: OpenChunk): void {
     this.#open.delete(chunk.key);
-    // Trim a mostly empty buffer so a backlog of small chunks does not pin 4 KiB each.
-    const data =
-      chunk.buf.length - chunk.used > 1024
-        ? Buffer.from(chunk.buf.subarray(0, chunk.used))
-        : chunk.buf.subarray(0, chunk.used);
+    // Trim a mostly empty buffer so a backlog of small chunks does not pin 4 KiB each
+    // (into memory of its own, like every chunk's: see #reserve).
+    let data = chunk.buf.subarray(0, chunk.used);
+    if (chunk.buf.length - chunk.used > MAX_CHUNK_SLACK_BYTES) {
+      data = Buffer.allocUnsafeSlow(chunk.used);
+      chunk.buf.copy(data, 0, 0, chunk.used);
+    }
     const content = {
       sessionId: this.sessionId,
       seq: this.#nextSeq,
@@ -405,6 +433,12 @@ export class SessionRecorder extends EventEmitter {
     this.#sealed = this.#sealed.slice(count);
     this.#sealedBytes -= bytes;
     this.#writing = true;
+    // Only the last chunk's place in the chain is kept for when the write lands, not
+    // the batch: its bytes are the sink's from here on (see ChunkSink).
+    const { seq, hash } = batch[batch.length - 1] ?? {
+      seq: this.#durableSeq,
+      hash: this.#durableHead,
+    };
     let written: Promise<void>;
     try {
       written = this.#sink.write(batch);
@@ -413,19 +447,16 @@ export class SessionRecorder extends EventEmitter {
       written = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     void written.then(
-      () => this.#written(batch, bytes),
+      () => this.#written(seq, hash, bytes),
       (err: unknown) => this.#fail(err),
     );
   }
 
-  #written(batch: readonly StoredChunk[], bytes: number): void {
+  #written(seq: number, hash: string, bytes: number): void {
     this.#writing = false;
     if (this.#failure !== null) return;
-    const last = batch.at(-1);
-    if (last !== undefined) {
-      this.#durableSeq = last.seq;
-      this.#durableHead = last.hash;
-    }
+    this.#durableSeq = seq;
+    this.#durableHead = hash;
     this.#pendingBytes -= bytes;
     const waiting = this.#waiters;
     this.#waiters = [];

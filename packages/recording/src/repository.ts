@@ -8,6 +8,11 @@ import { isChunkKind } from './frames.js';
  * write-ahead audit: a command is forwarded only after flush() resolves.
  * Calls are never concurrent for one recorder and always carry chunks in seq
  * order.
+ *
+ * Ownership: the chunks' bytes are the sink's once write() is called. The
+ * recorder never reads a chunk's data afterwards, and each chunk's data is the
+ * only view of its memory (never a slice of Node's shared Buffer pool), so a
+ * sink may move that memory to another thread (ThreadedChunkSink does).
  */
 export interface ChunkSink {
   write(chunks: readonly StoredChunk[]): Promise<void>;
