@@ -1,7 +1,7 @@
 import type { JsonValue } from '@airlock/audit';
 import { withTransaction } from '@airlock/db';
 import { MINUTE_MS, newId, type Capability } from '@airlock/domain';
-import { pgChunkSink, SessionRecorder, type ChunkKind } from '@airlock/recording';
+import { SessionRecorder, type ChunkKind, type ChunkSink } from '@airlock/recording';
 import type {
   Client,
   Connection,
@@ -40,6 +40,8 @@ import type { Drainable, VendorChannel, VendorConnection } from './vendor-channe
 export interface GatewayDeps {
   readonly ctx: BrokerContext;
   readonly dialer: AssetDialer;
+  /** Where every session's recording is written (one for the whole gateway). */
+  readonly recordingSink: ChunkSink;
   readonly instanceId: string;
   /** How long live sessions stay up, warned, after the audit store fails. */
   readonly auditFailureGraceMs: number;
@@ -107,7 +109,7 @@ export class LiveSession {
     this.#lastActivityMs = this.startedAt.getTime();
     this.recorder = new SessionRecorder({
       sessionId: this.id,
-      sink: pgChunkSink(deps.ctx.pool),
+      sink: deps.recordingSink,
       clock: deps.ctx.clock,
       startedAt: this.startedAt,
     });
@@ -550,7 +552,7 @@ export class LiveSession {
    */
   pipeRecorded(from: Duplex, to: Duplex, channelId: number, kind: ChunkKind): void {
     from.on('data', (data: Buffer) => {
-      if (this.#failing) {
+      if (!this.carriesOutput) {
         from.pause();
         return;
       }
@@ -717,6 +719,15 @@ export class LiveSession {
 
   get failing(): boolean {
     return this.#failing;
+  }
+
+  /**
+   * Whether the asset's bytes may still be carried to the vendor: each is
+   * recorded first, so not once the store failed or the recording is sealed
+   * (the session has ended; what the asset still sends then goes nowhere).
+   */
+  get carriesOutput(): boolean {
+    return !this.#failing && !this.recorder.closed;
   }
 
   async #refuseChannel(what: string, data: Record<string, JsonValue>): Promise<void> {

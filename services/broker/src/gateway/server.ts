@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2, { type Algorithms, type Connection, type ClientInfo } from 'ssh2';
+import { pgChunkSink, ThreadedChunkSink, type ChunkSink } from '@airlock/recording';
 import type { BrokerContext } from '../context.js';
 import { ConnectionAuthenticator } from './authenticator.js';
 import { shareEventLoop } from './fair-reads.js';
@@ -57,6 +58,13 @@ export interface SshGateway extends WebTerminals {
 /** Quiet time after which an idle shell's terminal emulator is put to rest (see ShellSplice.rest). */
 export const DEFAULT_TERMINAL_REST_AFTER_MS = 10_000;
 
+/** The gateway's recording writer thread, on the broker's own database; null when the pool names none. */
+function recordingWriter(ctx: BrokerContext): ThreadedChunkSink | null {
+  const { connectionString } = ctx.pool.options;
+  if (connectionString === undefined) return null;
+  return new ThreadedChunkSink({ connectionString, applicationName: 'airlock-recording' });
+}
+
 export async function startSshGateway(
   ctx: BrokerContext,
   options: {
@@ -69,6 +77,12 @@ export async function startSshGateway(
     superviseEveryMs?: number;
     /** Quiet time after which a shell's terminal emulator is put to rest. */
     terminalRestAfterMs?: number;
+    /**
+     * Where recordings are written. Default: a writer thread of the gateway's own
+     * (ThreadedChunkSink), so that recording garbage never pauses the event loop
+     * that carries every session's keystrokes.
+     */
+    recordingSink?: ChunkSink;
   },
 ): Promise<SshGateway> {
   const hostKey = await loadGatewayHostKey(ctx);
@@ -82,10 +96,12 @@ export async function startSshGateway(
   const recovered = await closeOrphanedSessions(ctx, instanceId);
   if (recovered > 0) ctx.log.warn({ recovered }, 'closed sessions left open by a stopped broker');
 
+  const ownSink = options.recordingSink === undefined ? recordingWriter(ctx) : null;
   let address = '';
   const deps: GatewayDeps = {
     ctx,
     dialer: options.dialer ?? directDialer,
+    recordingSink: options.recordingSink ?? ownSink ?? pgChunkSink(ctx.pool),
     instanceId,
     auditFailureGraceMs: options.auditFailureGraceMs ?? 5_000,
     terminalRestAfterMs: options.terminalRestAfterMs ?? DEFAULT_TERMINAL_REST_AFTER_MS,
@@ -201,6 +217,8 @@ export async function startSshGateway(
       await closed;
       clearTimeout(cut);
       await listener.close();
+      // Every session has ended and sealed its recording: nothing more is written.
+      await ownSink?.close();
       await retireInstance(ctx, instanceId).catch(() => undefined);
     },
   };

@@ -54,7 +54,7 @@ export class SftpSplice {
     this.#id = id;
     const { upstream, channel, session } = this;
     upstream.on('data', (data: Buffer) => {
-      if (session.failing) return void upstream.pause();
+      if (!session.carriesOutput) return void upstream.pause();
       session.count('o', data.length);
       const recorded = session.recorder.record(id, 'o', data);
       const written = channel.write(this.#observer.fromServer(data));

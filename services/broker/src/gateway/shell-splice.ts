@@ -117,7 +117,7 @@ export class ShellSplice {
   }
 
   #output(data: Buffer, stderr: boolean): void {
-    if (this.session.failing) {
+    if (!this.session.carriesOutput) {
       this.upstream.pause();
       return;
     }
