@@ -19,6 +19,13 @@
  * test-output/bench-connector.json. Reports; asserts nothing.
  *
  *   pnpm bench:connector [--size 256M] [--runs 2] [--samples 500] [--gap-ms 5]
+ *                        [--only latency,bulk,throughput] [--profile]
+ *                        [--recording-writer thread|inline]
+ *
+ * Beside each under-bulk figure it prints the broker's own event-loop delay
+ * (p99), its garbage-collection pauses, and the machine's steal time (CPU the
+ * hypervisor gave to other guests): the first two tell the broker's share of a
+ * latency tail, the last the host's.
  *
  * Needs what bench:gateway needs (root for the sshd fixture, OpenSSH, node-pty).
  * Uses DATABASE_URL's server (a fresh bench_<random> database) or an embedded
@@ -30,6 +37,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session as InspectorSession } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { SSH_BIN, sshArgs, type SshTarget } from '../packages/test-support/src/ssh/index.js';
 import { ConnectorHub } from '../services/broker/src/connectors/hub.js';
@@ -45,16 +54,22 @@ import {
   makePayload,
   MiB,
   OUTPUT_DIR,
+  parseRecordingWriter,
   parseSize,
+  profileReport,
   progress,
   REPO_ROOT,
   round,
   runBenchmark,
   setUp,
   sleep,
+  gcMeter,
+  stealMeter,
   table,
   transfer,
+  type GcPauses,
   type LatencyStats,
+  type RecordingWriter,
   type TransferRun,
 } from './bench-gateway.js';
 
@@ -68,13 +83,21 @@ const shellWords = (words: readonly string[]): string =>
 
 /** The issue's target for keystroke echo while a bulk transfer runs through the same connector. */
 const TARGET_P99_UNDER_BULK_MS = 20;
+const CONNECTOR_PROFILE = 'bench-connector-broker.cpuprofile';
 
 interface Options {
   sizeBytes: number;
   runs: number;
   samples: number;
   gapMs: number;
+  parts: ReadonlySet<Part>;
+  /** CPU-profile the broker during the first through-connector transfer. */
+  profile: boolean;
+  recordingWriter: RecordingWriter;
 }
+
+const PARTS = ['latency', 'bulk', 'throughput'] as const;
+type Part = (typeof PARTS)[number];
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -84,6 +107,9 @@ function parseOptions(argv: string[]): Options {
       runs: { type: 'string', default: '2' },
       samples: { type: 'string', default: '500' },
       'gap-ms': { type: 'string', default: '5' },
+      profile: { type: 'boolean', default: false },
+      'recording-writer': { type: 'string', default: 'thread' },
+      only: { type: 'string', default: PARTS.join(',') },
     },
     strict: true,
   });
@@ -93,7 +119,14 @@ function parseOptions(argv: string[]): Options {
       throw new Error(`--${name} must be an integer from 1 to ${max}`);
     return n;
   };
+  const parts = values.only.split(',').map((p) => p.trim());
+  const unknown = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
+  if (unknown.length > 0 || parts.length === 0)
+    throw new Error(`--only takes a comma-separated list of ${PARTS.join(', ')}`);
   return {
+    recordingWriter: parseRecordingWriter(values['recording-writer']),
+    profile: values.profile,
+    parts: new Set(parts as Part[]),
     sizeBytes: parseSize(values.size),
     runs: int('runs', values.runs, 10),
     // A tty in canonical mode keeps at most 4095 characters of one line.
@@ -113,6 +146,7 @@ async function main(): Promise<number> {
   let hub: ConnectorHub | null = null;
   let brokerUrl = '';
   const b = await setUp({
+    recordingWriter: options.recordingWriter,
     dialer: async (ctx, app) => {
       await app.listen({ host: '127.0.0.1', port: 0 });
       brokerUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -239,23 +273,28 @@ async function main(): Promise<number> {
   ];
 
   // 1. echo latency, three paths
-  const variants = [
-    { label: 'direct to sshd', target: b.direct, mode: 'shell' },
-    { label: 'through broker', target: b.broker, mode: 'shell' },
-    { label: 'through broker + connector', target: viaConnector, mode: 'shell' },
-  ] as const;
-  progress(`latency: ${options.samples} samples on each of ${variants.length} paths, round-robin`);
-  const times = await echoLatencies(variants, options.samples, 20, options.gapMs);
-  const latencyLoad = load();
-  const latency = variants.map((v, i) => ({ label: v.label, ...latencyStats(times[i] ?? []) }));
-  out.latency = { load: latencyLoad, variants: latency };
-  section(
-    `Keystroke echo latency, ms (${options.samples} samples per path, ${options.gapMs} ms apart; load ${loadText(latencyLoad)})`,
-    table(
-      ['path', 'p50', 'p90', 'p99', 'max'],
-      latency.map((l) => latencyRow(l.label, l)),
-    ),
-  );
+  if (options.parts.has('latency')) await idleLatency();
+  async function idleLatency(): Promise<void> {
+    const variants = [
+      { label: 'direct to sshd', target: b.direct, mode: 'shell' },
+      { label: 'through broker', target: b.broker, mode: 'shell' },
+      { label: 'through broker + connector', target: viaConnector, mode: 'shell' },
+    ] as const;
+    progress(
+      `latency: ${options.samples} samples on each of ${variants.length} paths, round-robin`,
+    );
+    const times = await echoLatencies(variants, options.samples, 20, options.gapMs);
+    const latencyLoad = load();
+    const latency = variants.map((v, i) => ({ label: v.label, ...latencyStats(times[i] ?? []) }));
+    out.latency = { load: latencyLoad, variants: latency };
+    section(
+      `Keystroke echo latency, ms (${options.samples} samples per path, ${options.gapMs} ms apart; load ${loadText(latencyLoad)})`,
+      table(
+        ['path', 'p50', 'p90', 'p99', 'max'],
+        latency.map((l) => latencyRow(l.label, l)),
+      ),
+    );
+  }
 
   // 2. echo latency while a bulk transfer runs: through the connector (the figure the issue
   // asks for), and, to tell the connector's share from the machine's, the same on the other
@@ -285,19 +324,63 @@ async function main(): Promise<number> {
     if (code !== 0) throw new Error(`the echo sampler exited ${code}`);
     return JSON.parse(printed.trim().split('\n').at(-1) ?? '[]') as number[];
   };
+  interface EchoRun extends LatencyStats {
+    label: string;
+    bulkMiBPerSecond: number | null;
+    load: number[];
+    /** The broker's event-loop delay while the samples ran, ms. */
+    brokerLoopDelay: { p50: number; p99: number; max: number };
+    /** The broker's garbage-collection pauses while the samples ran. */
+    brokerGc: GcPauses;
+    /** Steal time while the samples ran, % of the machine's CPU time. */
+    stealPercent: number;
+  }
+  /** Echo samples, with what the broker's loop and the hypervisor did meanwhile. */
+  const measuredEcho = async (
+    echoTarget: SshTarget,
+  ): Promise<{
+    samples: number[];
+    brokerLoopDelay: EchoRun['brokerLoopDelay'];
+    brokerGc: GcPauses;
+    stealPercent: number;
+  }> => {
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    const gc = gcMeter();
+    const steal = stealMeter();
+    loop.enable();
+    try {
+      const samples = await sampleEcho(echoTarget);
+      const ms = (ns: number): number => round(ns / 1e6, 1);
+      return {
+        samples,
+        stealPercent: steal(),
+        brokerLoopDelay: {
+          p50: ms(loop.percentile(50)),
+          p99: ms(loop.percentile(99)),
+          max: ms(loop.max),
+        },
+        brokerGc: gc.stop(),
+      };
+    } finally {
+      loop.disable();
+    }
+  };
   const echoRun = async (
     label: string,
     bulkTarget: SshTarget | null,
     echoTarget: SshTarget,
-  ): Promise<{ label: string; bulkMiBPerSecond: number | null; load: number[] } & LatencyStats> => {
+  ): Promise<EchoRun> => {
     progress(`echo: ${label}`);
-    if (bulkTarget === null)
+    if (bulkTarget === null) {
+      const { samples, ...meanwhile } = await measuredEcho(echoTarget);
       return {
         label,
         bulkMiBPerSecond: null,
-        ...latencyStats(await sampleEcho(echoTarget)),
+        ...latencyStats(samples),
+        ...meanwhile,
         load: load(),
       };
+    }
     // The bulk client's output is counted by a process of its own: read here,
     // 100 MiB/s of pipe reads would load this process — which is the broker —
     // and the echo would measure the benchmark instead of the gateway.
@@ -319,7 +402,7 @@ async function main(): Promise<number> {
         await sleep(20);
       }
       const start = { bytes: bulkBytes, at: process.hrtime.bigint() };
-      const samples = await sampleEcho(echoTarget);
+      const { samples, ...meanwhile } = await measuredEcho(echoTarget);
       const seconds = Number(process.hrtime.bigint() - start.at) / 1e9;
       if (bulk.exitCode !== null) throw new Error('the bulk transfer ended during the samples');
       return {
@@ -327,6 +410,7 @@ async function main(): Promise<number> {
         bulkMiBPerSecond: round((bulkBytes - start.bytes) / MiB / seconds, 1),
         load: load(),
         ...latencyStats(samples),
+        ...meanwhile,
       };
     } finally {
       // The whole pipeline: sh, ssh and the counter share the process group.
@@ -341,72 +425,110 @@ async function main(): Promise<number> {
       await sleep(500); // the bulk session ends and its recording is sealed
     }
   };
-  const echoRuns = [
-    await echoRun('through broker + connector, idle', null, viaConnector),
-    await echoRun(
-      'through broker + connector, bulk through the same connector',
-      viaConnector,
-      viaConnector,
-    ),
-    // The same load on the broker without touching the connector: what is left is the
-    // connector's own share of the figure above.
-    await echoRun(
-      'through broker + connector, bulk through broker (not the connector)',
-      b.broker,
-      viaConnector,
-    ),
-    await echoRun('through broker, bulk through broker (no connector)', b.broker, b.broker),
-    await echoRun('direct to sshd, bulk direct to sshd (the machine alone)', b.direct, b.direct),
-  ];
-  const viaConnectorUnderBulk = echoRuns[1];
-  if (viaConnectorUnderBulk === undefined) throw new Error('no figures');
-  out.bulk = { runs: echoRuns };
-  section(
-    `Echo latency measured from a separate process, while another session pulls cat /dev/zero (endless) on the same path, ms (${options.samples} samples each)`,
-    table(
-      ['echo path', 'p50', 'p90', 'p99', 'max', 'bulk MiB/s', 'load'],
-      echoRuns.map((r) => [
-        ...latencyRow(r.label, r),
-        r.bulkMiBPerSecond === null ? '—' : r.bulkMiBPerSecond.toFixed(1),
-        loadText(r.load),
-      ]),
-    ) +
-      `\ntarget p99 < ${TARGET_P99_UNDER_BULK_MS} ms through the connector while the bulk transfer runs: ${viaConnectorUnderBulk.p99 < TARGET_P99_UNDER_BULK_MS ? 'meets target' : 'MISSES target'}`,
-  );
+  if (options.parts.has('bulk')) await underBulk();
+  async function underBulk(): Promise<void> {
+    const echoRuns = [
+      await echoRun('through broker + connector, idle', null, viaConnector),
+      await echoRun(
+        'through broker + connector, bulk through the same connector',
+        viaConnector,
+        viaConnector,
+      ),
+      // The same load on the broker without touching the connector: what is left is the
+      // connector's own share of the figure above.
+      await echoRun(
+        'through broker + connector, bulk through broker (not the connector)',
+        b.broker,
+        viaConnector,
+      ),
+      await echoRun('through broker, bulk through broker (no connector)', b.broker, b.broker),
+      await echoRun('direct to sshd, bulk direct to sshd (the machine alone)', b.direct, b.direct),
+    ];
+    const viaConnectorUnderBulk = echoRuns[1];
+    if (viaConnectorUnderBulk === undefined) throw new Error('no figures');
+    out.bulk = { runs: echoRuns };
+    section(
+      `Echo latency measured from a separate process, while another session pulls cat /dev/zero (endless) on the same path, ms (${options.samples} samples each)`,
+      table(
+        [
+          'echo path',
+          'p50',
+          'p90',
+          'p99',
+          'max',
+          'bulk MiB/s',
+          'broker loop p99',
+          'GC max ms',
+          'GC % of time',
+          'steal %',
+          'load',
+        ],
+        echoRuns.map((r) => [
+          ...latencyRow(r.label, r),
+          r.bulkMiBPerSecond === null ? '—' : r.bulkMiBPerSecond.toFixed(1),
+          r.brokerLoopDelay.p99.toFixed(1),
+          r.brokerGc.maxMs.toFixed(1),
+          r.brokerGc.percentOfTime.toFixed(1),
+          r.stealPercent.toFixed(1),
+          loadText(r.load),
+        ]),
+      ) +
+        `\ntarget p99 < ${TARGET_P99_UNDER_BULK_MS} ms through the connector while the bulk transfer runs: ${viaConnectorUnderBulk.p99 < TARGET_P99_UNDER_BULK_MS ? 'meets target' : 'MISSES target'}`,
+    );
+  }
 
   // 3. throughput, three paths
-  progress(`throughput: writing ${options.sizeBytes / MiB} MiB of random bytes on the asset`);
-  const file = await makePayload(b.sshd, options.sizeBytes);
-  const paths = [
-    { label: 'direct to sshd', via: 'direct', target: undefined },
-    { label: 'through broker', via: 'broker', target: undefined },
-    { label: 'through broker + connector', via: 'broker', target: viaConnector },
-  ] as const;
-  const runs = paths.map((): TransferRun[] => []);
-  for (let i = 0; i < options.runs; i++) {
-    for (const [k, p] of paths.entries()) {
-      progress(`throughput: ${p.label}, run ${i + 1}/${options.runs}`);
-      const run = await transfer(b, p.via, file, options.sizeBytes, null, p.target);
-      progress(`  ${run.mibPerSecond} MiB/s in ${run.seconds} s`);
-      runs[k]?.push(run);
+  if (options.parts.has('throughput')) await throughput();
+  async function throughput(): Promise<void> {
+    progress(`throughput: writing ${options.sizeBytes / MiB} MiB of random bytes on the asset`);
+    const file = await makePayload(b.sshd, options.sizeBytes);
+    const paths = [
+      { label: 'direct to sshd', via: 'direct', target: undefined },
+      { label: 'through broker', via: 'broker', target: undefined },
+      { label: 'through broker + connector', via: 'broker', target: viaConnector },
+    ] as const;
+    const runs = paths.map((): TransferRun[] => []);
+    const profiler = options.profile ? new InspectorSession() : null;
+    profiler?.connect();
+    if (profiler !== null) await profiler.post('Profiler.enable');
+    for (let i = 0; i < options.runs; i++) {
+      for (const [k, p] of paths.entries()) {
+        progress(`throughput: ${p.label}, run ${i + 1}/${options.runs}`);
+        const profile =
+          profiler !== null && p.target !== undefined && i === 0
+            ? { session: profiler, file: CONNECTOR_PROFILE }
+            : null;
+        const run = await transfer(b, p.via, file, options.sizeBytes, profile, p.target);
+        progress(`  ${run.mibPerSecond} MiB/s in ${run.seconds} s`);
+        runs[k]?.push(run);
+      }
+    }
+    const best = runs.map((r) => r.reduce((a, c) => (c.mibPerSecond > a.mibPerSecond ? c : a)));
+    const directBest = best[0]?.mibPerSecond ?? NaN;
+    out.throughput = paths.map((p, k) => ({ label: p.label, runs: runs[k], best: best[k] }));
+    section(
+      `Throughput, ssh 'cat ${options.sizeBytes / MiB} MiB' > /dev/null (best of ${options.runs}; ${CIPHER} on the client legs)`,
+      table(
+        ['path', 'MiB/s', 'seconds', 'vs direct', 'load'],
+        paths.map((p, k) => [
+          p.label,
+          (best[k]?.mibPerSecond ?? NaN).toFixed(1),
+          (best[k]?.seconds ?? NaN).toFixed(2),
+          `${round(((best[k]?.mibPerSecond ?? NaN) / directBest) * 100, 0)} %`,
+          loadText(best[k]?.load ?? [NaN, NaN, NaN]),
+        ]),
+      ),
+    );
+    if (profiler !== null) {
+      profiler.disconnect();
+      const profile = profileReport(CONNECTOR_PROFILE);
+      out.profile = profile.summary;
+      section(
+        `CPU profile of the broker during through-broker-and-connector run 1 (${profile.title})`,
+        profile.text,
+      );
     }
   }
-  const best = runs.map((r) => r.reduce((a, c) => (c.mibPerSecond > a.mibPerSecond ? c : a)));
-  const directBest = best[0]?.mibPerSecond ?? NaN;
-  out.throughput = paths.map((p, k) => ({ label: p.label, runs: runs[k], best: best[k] }));
-  section(
-    `Throughput, ssh 'cat ${options.sizeBytes / MiB} MiB' > /dev/null (best of ${options.runs}; ${CIPHER} on the client legs)`,
-    table(
-      ['path', 'MiB/s', 'seconds', 'vs direct', 'load'],
-      paths.map((p, k) => [
-        p.label,
-        (best[k]?.mibPerSecond ?? NaN).toFixed(1),
-        (best[k]?.seconds ?? NaN).toFixed(2),
-        `${round(((best[k]?.mibPerSecond ?? NaN) / directBest) * 100, 0)} %`,
-        loadText(best[k]?.load ?? [NaN, NaN, NaN]),
-      ]),
-    ),
-  );
 
   const loadAtEnd = load();
   out.load = { start: loadAtStart, end: loadAtEnd };

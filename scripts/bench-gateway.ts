@@ -24,6 +24,7 @@
  *
  *   pnpm bench:gateway [--size 256M] [--only memory,latency,throughput,recorder]
  *                      [--runs 2] [--samples 500] [--gap-ms 5] [--sessions 50] [--profile]
+ *                      [--recording-writer thread|inline]  (thread: as deployed)
  *
  * Needs root (the sshd fixture runs sshd and owns the asset account), the
  * OpenSSH client and server, and node-pty's binding (built by pnpm install).
@@ -42,6 +43,12 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { Session as InspectorSession } from 'node:inspector/promises';
+import {
+  constants as perfConstants,
+  performance,
+  PerformanceObserver,
+  type PerformanceEntry,
+} from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -95,6 +102,10 @@ const TARGETS = {
 const PHASES = ['memory', 'latency', 'throughput', 'recorder'] as const;
 type Phase = (typeof PHASES)[number];
 export const MiB = 1024 * 1024;
+/** `thread`: the gateway's recording writer thread (as deployed); `inline`: pg writes on its event loop. */
+export const RECORDING_WRITERS = ['thread', 'inline'] as const;
+export type RecordingWriter = (typeof RECORDING_WRITERS)[number];
+const BROKER_PROFILE = 'bench-gateway-broker.cpuprofile';
 
 // ---------------------------------------------------------------- options
 
@@ -107,6 +118,7 @@ interface Options {
   sessions: number;
   phases: ReadonlySet<Phase>;
   profile: boolean;
+  recordingWriter: RecordingWriter;
 }
 
 /** "1G", "256M", "512MiB", "1048576": binary units. */
@@ -117,6 +129,12 @@ export function parseSize(text: string): number {
   const bytes = Math.round(Number(match[1]) * 1024 ** power);
   if (bytes < MiB) throw new Error('--size must be at least 1M');
   return bytes;
+}
+
+export function parseRecordingWriter(text: string): RecordingWriter {
+  if (!(RECORDING_WRITERS as readonly string[]).includes(text))
+    throw new Error(`--recording-writer is one of ${RECORDING_WRITERS.join(', ')}`);
+  return text as RecordingWriter;
 }
 
 function positive(name: string, text: string, max: number): number {
@@ -137,6 +155,7 @@ function parseOptions(argv: string[]): Options {
       sessions: { type: 'string', default: '50' },
       only: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'recording-writer': { type: 'string', default: 'thread' },
     },
     strict: true,
   });
@@ -155,6 +174,7 @@ function parseOptions(argv: string[]): Options {
     sessions: positive('sessions', values.sessions, 200),
     phases: new Set(only as Phase[]),
     profile: values.profile,
+    recordingWriter: parseRecordingWriter(values['recording-writer']),
   };
 }
 
@@ -172,6 +192,75 @@ export const load = (): [number, number, number] =>
   loadavg().map((l) => Math.round(l * 100) / 100) as [number, number, number];
 export const loadText = (l: readonly number[]): string => l.map((x) => x.toFixed(2)).join(' / ');
 export const round = (n: number, digits = 2): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export interface GcPauses {
+  pauses: number;
+  totalMs: number;
+  maxMs: number;
+  /** The pauses' share of the measured time. */
+  percentOfTime: number;
+  byKind: Record<string, { n: number; totalMs: number; maxMs: number }>;
+}
+
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+};
+
+/** Starts recording this process's (the broker's) garbage-collection pauses; stop() sums them up. */
+export function gcMeter(): { stop(): GcPauses } {
+  const started = performance.now();
+  const result: GcPauses = { pauses: 0, totalMs: 0, maxMs: 0, percentOfTime: 0, byKind: {} };
+  const count = (entries: readonly PerformanceEntry[]): void => {
+    for (const entry of entries) {
+      const kind = ((entry as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind;
+      const name = GC_KINDS[kind ?? 0] ?? String(kind);
+      const k = (result.byKind[name] ??= { n: 0, totalMs: 0, maxMs: 0 });
+      k.n += 1;
+      k.totalMs = round(k.totalMs + entry.duration, 1);
+      k.maxMs = round(Math.max(k.maxMs, entry.duration), 1);
+      result.pauses += 1;
+      result.totalMs = round(result.totalMs + entry.duration, 1);
+      result.maxMs = round(Math.max(result.maxMs, entry.duration), 1);
+    }
+  };
+  const observer = new PerformanceObserver((list) => count(list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      count(observer.takeRecords());
+      observer.disconnect();
+      result.percentOfTime = round((result.totalMs / (performance.now() - started)) * 100, 1);
+      return result;
+    },
+  };
+}
+
+/** The machine's CPU time so far (all CPUs, clock ticks), from the first line of /proc/stat. */
+function machineTicks(): { total: number; steal: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number);
+  return { total: fields.reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+}
+
+/**
+ * Starts measuring steal time: the share of CPU time the hypervisor gave to
+ * other guests while this one wanted it. On a shared VM it is what makes one
+ * run's latency tail differ from the next; the reports print it beside each figure.
+ */
+export function stealMeter(): () => number {
+  const start = machineTicks();
+  return () => {
+    const end = machineTicks();
+    const total = end.total - start.total;
+    return total > 0 ? round(((end.steal - start.steal) / total) * 100, 1) : 0;
+  };
+}
 
 function percentile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
@@ -272,7 +361,7 @@ const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on every Linux Node runs on
 
 /** utime + stime (clock ticks) and start time of a process, from /proc/<pid>/stat; null once it is gone. */
 function procTimes(
-  pid: number | 'self',
+  pid: number | string,
 ): { ownTicks: number; childTicks: number; start: number } | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -307,6 +396,8 @@ function treePids(root: number): number[] {
 export interface CpuSeconds {
   /** This process: the broker (the benchmark driver is idle while it measures). */
   broker: number;
+  /** The broker's main thread alone: the event loop every session's keystrokes wait for. */
+  brokerMainThread: number;
   /** ssh clients this process started and reaped (its cutime + cstime). */
   sshClients: number;
   /** sshd and its session processes (cat included); null when unknown. */
@@ -332,6 +423,7 @@ export class CpuMeter {
     { root: number | null; seen: Map<string, { base: number; last: number }> }
   >();
   readonly #self = procTimes('self');
+  readonly #mainThread = procTimes(`${process.pid}/task/${process.pid}`);
   #first = true;
   readonly #timer: NodeJS.Timeout;
 
@@ -362,6 +454,7 @@ export class CpuMeter {
     this.#sample();
     clearInterval(this.#timer);
     const self = procTimes('self');
+    const mainThread = procTimes(`${process.pid}/task/${process.pid}`);
     const seconds = (name: 'sshd' | 'postgres'): number | null => {
       const tree = this.#trees.get(name);
       if (tree === undefined || tree.root === null) return null;
@@ -371,6 +464,9 @@ export class CpuMeter {
     };
     return {
       broker: round(((self?.ownTicks ?? 0) - (this.#self?.ownTicks ?? 0)) / CLOCK_TICKS),
+      brokerMainThread: round(
+        ((mainThread?.ownTicks ?? 0) - (this.#mainThread?.ownTicks ?? 0)) / CLOCK_TICKS,
+      ),
       sshClients: round(((self?.childTicks ?? 0) - (this.#self?.childTicks ?? 0)) / CLOCK_TICKS),
       sshd: seconds('sshd'),
       postgres: seconds('postgres'),
@@ -519,6 +615,8 @@ export async function setUp(
   options: {
     /** How the gateway reaches assets (default: directly); the HTTP app is built, not listening. */
     dialer?: (ctx: BrokerContext, app: App) => Promise<AssetDialer>;
+    /** Where recordings are written: the gateway's writer thread (default, as deployed) or its event loop. */
+    recordingWriter?: RecordingWriter;
   } = {},
 ): Promise<Bench> {
   const db = await openDatabase();
@@ -591,6 +689,7 @@ export async function setUp(
     host: '127.0.0.1',
     port: 0,
     ...(options.dialer === undefined ? {} : { dialer: await options.dialer(ctx, app) }),
+    ...(options.recordingWriter === 'inline' ? { recordingSink: pgChunkSink(ctx.pool) } : {}),
   });
   defer('close the SSH gateway', () => gateway.close());
   const keyDir = await mkdtemp(join(tmpdir(), 'airlock-bench-keys-'));
@@ -727,6 +826,8 @@ export interface TransferRun {
   mibPerSecond: number;
   load: [number, number, number];
   cpuSeconds: CpuSeconds;
+  /** The broker's garbage-collection pauses during the transfer. */
+  gc: GcPauses;
   session?: { id: string; bytesToClient: number; recordedOutputBytes: number; chunks: number };
 }
 
@@ -735,12 +836,15 @@ export async function transfer(
   via: 'direct' | 'broker',
   file: string,
   sizeBytes: number,
-  profiler: InspectorSession | null,
+  /** Profiles the broker during the transfer, into this file under test-output/. */
+  profile: { session: InspectorSession; file: string } | null,
   /** Another path through the broker (e.g. through a zone connector). */
   target?: SshTarget,
 ): Promise<TransferRun> {
+  const profiler = profile?.session ?? null;
   const args = [...sshArgs(target ?? (via === 'direct' ? b.direct : b.broker)), `cat '${file}'`];
   const meter = new CpuMeter(b.cpu);
+  const gc = gcMeter();
   if (profiler !== null) await profiler.post('Profiler.start');
   const t0 = process.hrtime.bigint();
   // stdout straight to /dev/null: this process never touches the payload.
@@ -753,12 +857,13 @@ export async function transfer(
     child.once('exit', (c) => resolve(c));
   });
   const seconds = msSince(t0) / 1000;
+  const gcPauses = gc.stop();
   liveChildren.delete(child);
   if (code !== 0) throw new Error(`ssh ${via} 'cat' exited ${code}: ${stderr.trim()}`);
   const session = via === 'broker' ? await lastEndedSession(b.db.pool) : undefined;
   if (profiler !== null) {
-    const { profile } = await profiler.post('Profiler.stop');
-    writeFileSync(join(OUTPUT_DIR, 'bench-gateway-broker.cpuprofile'), JSON.stringify(profile));
+    const { profile: cpuProfile } = await profiler.post('Profiler.stop');
+    writeFileSync(join(OUTPUT_DIR, profile?.file ?? ''), JSON.stringify(cpuProfile));
   }
   if (session !== undefined && session.bytesToClient !== sizeBytes)
     throw new Error(`the broker carried ${session.bytesToClient} bytes, not ${sizeBytes}`);
@@ -768,6 +873,7 @@ export async function transfer(
     mibPerSecond: round(sizeBytes / MiB / seconds, 1),
     load: load(),
     cpuSeconds: meter.stop(),
+    gc: gcPauses,
     ...(session ? { session } : {}),
   };
 }
@@ -1234,6 +1340,30 @@ function summariseProfile(path: string): {
   return { byFunction: top(byFunction, 20), byArea: top(byArea, 15), totalMs: round(totalMs, 1) };
 }
 
+/** A CPU profile under test-output/, summarised as two tables (by area, by function). */
+export function profileReport(file: string): {
+  summary: ReturnType<typeof summariseProfile>;
+  title: string;
+  text: string;
+} {
+  const summary = summariseProfile(join(OUTPUT_DIR, file));
+  const pct = (ms: number): string => `${((ms / summary.totalMs) * 100).toFixed(1)} %`;
+  return {
+    summary,
+    title: `${(summary.totalMs / 1000).toFixed(1)} s sampled; test-output/${file}`,
+    text:
+      table(
+        ['self time by area', 'ms', 'share'],
+        summary.byArea.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
+      ) +
+      '\n\n' +
+      table(
+        ['self time by function', 'ms', 'share'],
+        summary.byFunction.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
+      ),
+  };
+}
+
 export async function versionOf(file: string, args: string[]): Promise<string> {
   const r = await runProgram(file, args).catch(() => null);
   return (r?.stderr || r?.stdout || '').trim().split('\n')[0] ?? '';
@@ -1268,7 +1398,7 @@ async function main(): Promise<number> {
   const loadAtStart = load();
   progress(`load average at start: ${loadText(loadAtStart)} (${cpus().length} CPUs)`);
   const gc = exposedGc();
-  const b = await setUp();
+  const b = await setUp({ recordingWriter: options.recordingWriter });
   const out: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
     command: `pnpm bench:gateway ${process.argv.slice(2).join(' ')}`.trim(),
@@ -1371,7 +1501,9 @@ async function main(): Promise<number> {
           via,
           file,
           options.sizeBytes,
-          via === 'broker' && i === 0 ? profiler : null,
+          via === 'broker' && i === 0 && profiler !== null
+            ? { session: profiler, file: BROKER_PROFILE }
+            : null,
         );
         progress(
           `  ${run.mibPerSecond} MiB/s in ${run.seconds} s; CPU s: ${JSON.stringify(run.cpuSeconds)}`,
@@ -1425,23 +1557,15 @@ async function main(): Promise<number> {
         ],
       ) +
         `\nratio broker/direct ${(ratio * 100).toFixed(1)} % — target ≥ ${TARGETS.throughputRatio * 100} %: ${verdict(ratio >= TARGETS.throughputRatio)}` +
-        `\nrecorded output of the best broker run: ${broker.session?.recordedOutputBytes ?? 0} bytes in ${broker.session?.chunks ?? 0} chunks (payload ${options.sizeBytes} + frame headers)`,
+        `\nrecorded output of the best broker run: ${broker.session?.recordedOutputBytes ?? 0} bytes in ${broker.session?.chunks ?? 0} chunks (payload ${options.sizeBytes} + frame headers)` +
+        `\nbest broker run, recording writer ${options.recordingWriter}: broker main thread ${broker.cpuSeconds.brokerMainThread.toFixed(2)} CPU-s of ${broker.cpuSeconds.broker.toFixed(2)}; GC pauses ${broker.gc.totalMs.toFixed(0)} ms (${broker.gc.percentOfTime} % of the run, ${broker.gc.pauses} pauses, longest ${broker.gc.maxMs} ms)`,
     );
     if (options.profile) {
-      const summary = summariseProfile(join(OUTPUT_DIR, 'bench-gateway-broker.cpuprofile'));
-      out.profile = summary;
-      const pct = (ms: number): string => `${((ms / summary.totalMs) * 100).toFixed(1)} %`;
+      const profile = profileReport(BROKER_PROFILE);
+      out.profile = profile.summary;
       section(
-        `CPU profile of the broker during through-broker run 1 (${(summary.totalMs / 1000).toFixed(1)} s sampled; test-output/bench-gateway-broker.cpuprofile)`,
-        table(
-          ['self time by area', 'ms', 'share'],
-          summary.byArea.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
-        ) +
-          '\n\n' +
-          table(
-            ['self time by function', 'ms', 'share'],
-            summary.byFunction.map(([k, v]) => [k, v.toFixed(0), pct(v)]),
-          ),
+        `CPU profile of the broker during through-broker run 1 (${profile.title})`,
+        profile.text,
       );
     }
   }
