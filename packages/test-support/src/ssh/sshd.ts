@@ -37,6 +37,11 @@ export interface StartSshdOptions {
   readonly sshdPath?: string;
   /** More sshd_config lines, appended after the fixture's own (which win: sshd keeps the first value). */
   readonly extraConfig?: readonly string[];
+  /**
+   * The sftp subsystem's command line (sshd runs it with the user's shell).
+   * Default: internal-sftp.
+   */
+  readonly sftpSubsystem?: string;
   /** Public keys accepted besides the fixture's own user key. */
   readonly authorizedKeys?: readonly string[];
   /** Receives each line sshd logs (LogLevel VERBOSE). */
@@ -147,6 +152,7 @@ interface ConfigInput {
   readonly execLogPath: string;
   readonly withPenaltiesOff: boolean;
   readonly extraConfig: readonly string[];
+  readonly sftpSubsystem: string;
 }
 
 function sshdConfig(input: ConfigInput): string {
@@ -166,7 +172,7 @@ function sshdConfig(input: ConfigInput): string {
     // how sshd opens it. StrictModes no: the file and its dir belong to root.
     `AuthorizedKeysFile ${quoted(join(input.dir, 'authorized_keys'))}`,
     'StrictModes no',
-    'Subsystem sftp internal-sftp',
+    `Subsystem sftp ${input.sftpSubsystem}`,
     'AllowTcpForwarding yes',
     'PermitTTY yes',
     'X11Forwarding no',
@@ -354,6 +360,7 @@ export async function startSshd(options: StartSshdOptions = {}): Promise<SshdFix
       historyLogPath: join(assetDir, 'history'),
       execLogPath: join(assetDir, 'exec.log'),
       extraConfig: options.extraConfig ?? [],
+      sftpSubsystem: options.sftpSubsystem ?? 'internal-sftp',
     };
 
     let port = 0;

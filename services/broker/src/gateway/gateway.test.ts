@@ -5,7 +5,7 @@
  * that recorded commands are compared with.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -369,6 +369,64 @@ describe('ssh gateway', () => {
           r.data.path === remote && r.data.direction === 'download' && r.data.sha256Read === sha,
       ),
     ).toBe(true);
+  });
+
+  it('passes on the exit status of an sftp subsystem that sends EOF before it (scp exits 0)', async () => {
+    // An asset whose sftp server closes its output, then exits 300 ms later:
+    // EOF reaches the gateway well before the exit status. Passed on at once,
+    // the EOF let scp's ssh (its input already at EOF) close the channel first
+    // and report exit status -1, and scp failed although every byte was copied.
+    const scriptDir = await mkdtemp(join(tmpdir(), 'airlock-sftp-'));
+    await chmod(scriptDir, 0o755);
+    const script = join(scriptDir, 'slow-status-sftp');
+    await writeFile(
+      script,
+      '#!/bin/sh\n/usr/lib/openssh/sftp-server "$@"\nexec >&- 2>&-\nsleep 0.3\nexit 0\n',
+      { mode: 0o755 },
+    );
+    const slow = await startSshd({ sftpSubsystem: script });
+    try {
+      const asset = await t.call('POST', '/api/v1/assets', {
+        token: t.admin.token,
+        body: {
+          name: 'hmi-slow-status',
+          zoneId,
+          host: '127.0.0.1',
+          port: slow.port,
+          protocol: 'ssh',
+          login: slow.user.name,
+          credential: slow.user.password,
+          hostKey: slow.hostPublicKey,
+        },
+      });
+      expect(asset.status).toBe(201);
+      const filed = await t.call('POST', '/api/v1/requests', {
+        token: vendor.token,
+        body: {
+          assetIds: [asset.body.id],
+          durationMinutes: 30,
+          reason: 'Firmware upload',
+          capabilities: ['sftp'],
+        },
+      });
+      await t.call('POST', `/api/v1/requests/${filed.body.id}/approve`, {
+        token: approver.token,
+        body: {},
+      });
+      const local = join(dir, 'status.bin');
+      const content = randomBytes(64 * 1024);
+      await writeFile(local, content);
+      const remote = `${slow.workDir}/status-${randomBytes(3).toString('hex')}.bin`;
+      const dest = `vera+hmi-slow-status@127.0.0.1:${remote}`;
+      const up = await runScp([...scpArgs(target('vera+hmi-slow-status')), local, dest]);
+      expect(up.code, up.stderr).toBe(0);
+      const back = join(dir, 'status-back.bin');
+      const down = await runScp([...scpArgs(target('vera+hmi-slow-status')), dest, back]);
+      expect(down.code, down.stderr).toBe(0);
+      expect((await readFile(back)).equals(content)).toBe(true);
+    } finally {
+      await slow.stop();
+    }
   });
 
   it('forwards -L only to the asset’s listed ports', async () => {

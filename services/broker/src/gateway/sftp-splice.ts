@@ -3,6 +3,7 @@ import { withTransaction } from '@airlock/db';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import { audit } from '../audit.js';
 import type { LiveSession } from './live-session.js';
+import { relayChannelEnd } from './vendor-channel.js';
 
 function describe(op: SftpOperation): string {
   switch (op.kind) {
@@ -60,11 +61,7 @@ export class SftpSplice {
       const written = channel.write(this.#observer.fromServer(data));
       session.applyBackpressure(upstream, recorded, written ? null : channel);
     });
-    upstream.once('end', () => channel.end());
-    upstream.once('close', () => channel.close());
-    upstream.on('exit', (code: number | null) => {
-      if (code !== null) channel.exit(code);
-    });
+    relayChannelEnd(upstream, channel);
     channel.on('data', (data: Buffer) => this.#fromClient(data));
     channel.once('end', () => void this.#chain.then(() => upstream.end()));
     channel.once('close', () => {

@@ -2,7 +2,7 @@ import { ShellCommandExtractor, type InputDecision } from '@airlock/terminal';
 import type { ClientChannel, PseudoTtyInfo } from 'ssh2';
 import type { LiveSession } from './live-session.js';
 import { noticeBytes } from './notices.js';
-import type { VendorChannel } from './vendor-channel.js';
+import { relayChannelEnd, type VendorChannel } from './vendor-channel.js';
 
 /** How long output must pause before the echo of typed keys is taken as settled. */
 const ECHO_QUIET_MS = 15;
@@ -53,29 +53,7 @@ export class ShellSplice {
       session.recorder.record(id, 'r', Buffer.from(`${this.pty.cols}x${this.pty.rows}`));
     upstream.on('data', (data: Buffer) => this.#output(data, false));
     upstream.stderr.on('data', (data: Buffer) => this.#output(data, true));
-    // The asset may send EOF before the exit status; ending our side first
-    // would make ssh2 drop the status (the vendor would see 255), so EOF is
-    // passed on only once the status has been.
-    let exitSent = false;
-    let eofPending = false;
-    upstream.on(
-      'exit',
-      (code: number | null, signal?: string, coreDumped?: boolean, description?: string) => {
-        if (code !== null && code !== undefined) channel.exit(code);
-        else if (signal !== undefined) channel.exit(signal, coreDumped ?? false, description ?? '');
-        exitSent = true;
-        if (eofPending) channel.end();
-      },
-    );
-    upstream.once('end', () => {
-      if (exitSent) channel.end();
-      else eofPending = true;
-    });
-    upstream.once('close', () => {
-      channel.end();
-      channel.close();
-      this.stop();
-    });
+    relayChannelEnd(upstream, channel, () => this.stop());
     channel.on('data', (data: Buffer) => this.#input(data));
     channel.once('end', () => upstream.end());
     channel.once('close', () => {
