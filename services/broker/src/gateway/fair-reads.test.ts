@@ -4,8 +4,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { READ_BUDGET_PER_TURN, shareEventLoop } from './fair-reads.js';
+import { ChannelFlow, READ_BUDGET_PER_TURN, shareEventLoop } from './fair-reads.js';
 
 let server: Server | undefined;
 
@@ -63,5 +65,96 @@ describe('shareEventLoop', () => {
     expect(digest(fair.received)).toBe(digest(payload));
     // One read may overshoot the budget by at most one read's size (64 KiB).
     expect(fair.mostInOneTurn).toBeLessThanOrEqual(READ_BUDGET_PER_TURN + 64 * 1024);
+  });
+});
+
+/** A channel that was held while 2 MiB (an ssh2 window) arrived, as after a full recorder. */
+function heldChannel(): { source: PassThrough; payload: Buffer } {
+  const source = new PassThrough({ highWaterMark: 4 * 1024 * 1024 });
+  const payload = randomBytes(2 * 1024 * 1024);
+  for (let at = 0; at < payload.length; at += 32 * 1024)
+    source.write(payload.subarray(at, at + 32 * 1024));
+  source.end();
+  source.pause();
+  return { source, payload };
+}
+
+/** Reads `source` through a ChannelFlow to its end: bytes seen per event loop turn. */
+async function drainThrough(
+  source: PassThrough,
+  pipeline: (flow: ChannelFlow, data: Buffer) => void,
+  mayFlow: () => boolean = () => true,
+): Promise<{ received: Buffer; mostInOneTurn: number }> {
+  const flow = new ChannelFlow(source, mayFlow);
+  let turn = 0;
+  let ended = false;
+  const nextTurn = (): void => {
+    turn += 1;
+    if (!ended) setImmediate(nextTurn);
+  };
+  setImmediate(nextTurn);
+  const perTurn = new Map<number, number>();
+  const chunks: Buffer[] = [];
+  source.on('data', (data: Buffer) => {
+    chunks.push(data);
+    perTurn.set(turn, (perTurn.get(turn) ?? 0) + data.length);
+    pipeline(flow, data);
+  });
+  source.resume();
+  await new Promise((resolve) => source.once('end', resolve));
+  ended = true;
+  return { received: Buffer.concat(chunks), mostInOneTurn: Math.max(...perTurn.values()) };
+}
+
+describe('ChannelFlow', () => {
+  it('spreads what a held channel kept over turns, a share each, in order and whole', async () => {
+    const { source, payload } = heldChannel();
+    const { received, mostInOneTurn } = await drainThrough(source, (flow, data) =>
+      flow.passed(data.length, []),
+    );
+    expect(received.equals(payload)).toBe(true);
+    // Without the share, resume() hands over all 2 MiB in one turn.
+    expect(mostInOneTurn).toBeLessThanOrEqual(READ_BUDGET_PER_TURN + 32 * 1024);
+  });
+
+  it('stays held until what is full drains, whatever turns pass meanwhile', async () => {
+    const { source, payload } = heldChannel();
+    const recorder = new EventEmitter();
+    let full = false;
+    let fills = 0;
+    let taken = 0;
+    let emittedWhileFull = 0;
+    const { received } = await drainThrough(source, (flow, data) => {
+      if (full) emittedWhileFull += data.length;
+      taken += data.length;
+      // Every 256 KiB the "recorder" is full for 20 ms (many turns).
+      if (taken % (256 * 1024) === 0) {
+        full = true;
+        fills += 1;
+        setTimeout(() => {
+          full = false;
+          recorder.emit('drain');
+        }, 20);
+        flow.passed(data.length, [recorder]);
+      } else flow.passed(data.length, []);
+    });
+    expect(received.equals(payload)).toBe(true);
+    expect(fills).toBe(8);
+    expect(emittedWhileFull).toBe(0);
+  });
+
+  it('does not resume a channel the session no longer carries', async () => {
+    const { source } = heldChannel();
+    const flow = new ChannelFlow(source, () => false);
+    let seen = 0;
+    source.on('data', (data: Buffer) => {
+      seen += data.length;
+      flow.passed(data.length, []);
+    });
+    source.resume();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThanOrEqual(READ_BUDGET_PER_TURN + 32 * 1024);
+    expect(source.isPaused()).toBe(true);
   });
 });

@@ -25,6 +25,7 @@ import {
 import type { UserRecord } from '../features/users/repository.js';
 import type { GatewayIdentity } from './authenticator.js';
 import { CommandRules, type RuleVerdict } from './command-rules.js';
+import { ChannelFlow, type Pausable } from './fair-reads.js';
 import { endReasonText, noticeBytes } from './notices.js';
 import { writeSessionEnd, type SessionEndRecord } from './session-end.js';
 import { ShellSplice } from './shell-splice.js';
@@ -88,6 +89,7 @@ export class LiveSession {
   #idleTimeoutMs = 30 * MINUTE_MS;
   #upstream: Promise<Client> | null = null;
   readonly #channels = new Map<number, CarriedChannel>();
+  readonly #flows = new WeakMap<Pausable, ChannelFlow>();
   #nextChannelId = 0;
   #ending: Promise<void> | null = null;
   #failing = false;
@@ -559,7 +561,7 @@ export class LiveSession {
       this.count(kind, data.length);
       const recorded = this.recorder.record(channelId, kind, data);
       const written = to.write(data);
-      this.applyBackpressure(from, recorded, written ? null : to);
+      this.applyBackpressure(from, data.length, recorded, written ? null : to);
     });
     from.once('end', () => to.end());
   }
@@ -573,20 +575,26 @@ export class LiveSession {
     }
   }
 
+  /**
+   * Holds `source` after it emitted `bytes`: until the recorder took them
+   * (`recorded` false: until it drains) and the vendor's side did (`congested`
+   * drains), and for the rest of the turn once it used its share (ChannelFlow).
+   */
   applyBackpressure(
-    source: { pause(): unknown; resume(): unknown },
+    source: Pausable,
+    bytes: number,
     recorded: boolean,
     congested: Drainable | null,
   ): void {
-    if (recorded && congested === null) return;
-    source.pause();
-    let waiting = (recorded ? 0 : 1) + (congested === null ? 0 : 1);
-    const release = (): void => {
-      waiting -= 1;
-      if (waiting === 0 && !this.#failing && !this.ended) source.resume();
-    };
-    if (!recorded) this.recorder.once('drain', release);
-    if (congested !== null) congested.once('drain', release);
+    let flow = this.#flows.get(source);
+    if (flow === undefined) {
+      flow = new ChannelFlow(source, () => !this.#failing && !this.ended);
+      this.#flows.set(source, flow);
+    }
+    const waitFor: Drainable[] = [];
+    if (!recorded) waitFor.push(this.recorder);
+    if (congested !== null) waitFor.push(congested);
+    flow.passed(bytes, waitFor);
   }
 
   /**

@@ -59,7 +59,7 @@ export class SftpSplice {
       session.count('o', data.length);
       const recorded = session.recorder.record(id, 'o', data);
       const written = channel.write(this.#observer.fromServer(data));
-      session.applyBackpressure(upstream, recorded, written ? null : channel);
+      session.applyBackpressure(upstream, data.length, recorded, written ? null : channel);
     });
     relayChannelEnd(upstream, channel);
     channel.on('data', (data: Buffer) => this.#fromClient(data));

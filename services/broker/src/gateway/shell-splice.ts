@@ -110,7 +110,12 @@ export class ShellSplice {
         .then(() => extractor.onOutput(data))
         .catch(() => undefined);
     }
-    this.session.applyBackpressure(this.upstream, recorded, written ? null : this.channel);
+    this.session.applyBackpressure(
+      this.upstream,
+      data.length,
+      recorded,
+      written ? null : this.channel,
+    );
   }
 
   #input(data: Buffer): void {
