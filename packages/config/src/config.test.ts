@@ -13,6 +13,7 @@ describe('loadConfig', () => {
     expect(c.databaseUrl).toBeNull();
     expect(c.redisUrl).toBeNull();
     expect(c.totpRequiredRoles).toEqual(['admin', 'approver']);
+    expect(c.bulkMiBpsWhileInteractive).toBe(16);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -22,11 +23,12 @@ describe('loadConfig', () => {
         AIRLOCK_HTTP_PORT: 'eighty',
         AIRLOCK_LOCKOUT_THRESHOLD: '0',
         DATABASE_URL: 'mysql://x',
+        AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE: '-1',
       });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).problems).toHaveLength(3);
+      expect((err as ConfigError).problems).toHaveLength(4);
     }
   });
 

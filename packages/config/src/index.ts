@@ -45,6 +45,13 @@ export interface AirlockConfig {
   readonly publicUrl: string | null;
   /** Ping interval on connector links; a link silent for two intervals is lost. */
   readonly connectorHeartbeatMs: number;
+  /**
+   * Interactive first: while anyone is typing in a shell, the gateway's bulk
+   * channels (exec, SFTP/scp, forwarded ports) share this many MiB/s between
+   * them, so that the machine keeps CPU for every hop of a keystroke's echo.
+   * 0: never paced.
+   */
+  readonly bulkMiBpsWhileInteractive: number;
 }
 
 export class ConfigError extends Error {
@@ -158,6 +165,7 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     instanceStaleSeconds: int('AIRLOCK_INSTANCE_STALE_SECONDS', 30, 3, 3600),
     publicUrl: text('AIRLOCK_PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
     connectorHeartbeatMs: int('AIRLOCK_CONNECTOR_HEARTBEAT_MS', 5000, 100, 60_000),
+    bulkMiBpsWhileInteractive: int('AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE', 16, 0, 100_000),
   };
   if (config.publicUrl !== null && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(config.publicUrl))
     problems.push(

@@ -157,4 +157,20 @@ describe('ChannelFlow', () => {
     expect(seen).toBeLessThanOrEqual(READ_BUDGET_PER_TURN + 32 * 1024);
     expect(source.isPaused()).toBe(true);
   });
+
+  it('holds a paced channel for the time it is told, then lets it flow on', async () => {
+    const { source, payload } = heldChannel();
+    const started = performance.now();
+    let paced = false;
+    let resumedAfterMs = 0;
+    const { received } = await drainThrough(source, (flow, data) => {
+      if (paced && resumedAfterMs === 0) resumedAfterMs = performance.now() - started;
+      if (!paced) {
+        paced = true;
+        flow.passed(data.length, [], 40);
+      } else flow.passed(data.length, []);
+    });
+    expect(received.equals(payload)).toBe(true);
+    expect(resumedAfterMs).toBeGreaterThanOrEqual(39);
+  });
 });

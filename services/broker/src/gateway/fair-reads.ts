@@ -59,12 +59,23 @@ export class ChannelFlow {
     private readonly budget = READ_BUDGET_PER_TURN,
   ) {}
 
-  /** After each piece the source emitted and the pipeline took: holds it as needed. */
-  passed(bytes: number, waitFor: readonly Drainable[]): void {
+  /**
+   * After each piece the source emitted and the pipeline took: holds it as
+   * needed — until each of `waitFor` drains, for `holdMs` (pacing), and to the
+   * next turn once its share is spent.
+   */
+  passed(bytes: number, waitFor: readonly Drainable[], holdMs = 0): void {
     this.#used += bytes;
     const shareSpent = !this.#yielding && this.#used >= this.budget;
-    if (!shareSpent && waitFor.length === 0) return;
+    if (!shareSpent && waitFor.length === 0 && holdMs <= 0) return;
     this.source.pause();
+    if (holdMs > 0) {
+      this.#holds += 1;
+      setTimeout(() => {
+        this.#holds -= 1;
+        this.#open();
+      }, holdMs);
+    }
     if (shareSpent) {
       this.#yielding = true;
       setImmediate(() => {

@@ -429,6 +429,56 @@ describe('ssh gateway', () => {
     }
   });
 
+  it('paces a bulk transfer while someone types in a shell, and only then (interactive first)', async () => {
+    // A gateway of its own at 1 MiB/s, so that pacing shows plainly in the time taken.
+    const paced = await startSshGateway(t.ctx, {
+      host: '127.0.0.1',
+      port: 0,
+      bulkMiBpsWhileInteractive: 1,
+    });
+    const via = (extra: string[] = []): SshTarget => ({
+      ...target('vera+hmi-01', key.privateKeyPath, extra),
+      port: Number(paced.address.split(':').at(-1)),
+    });
+    const pull = async (): Promise<{ ms: number; bytes: number }> => {
+      const started = Date.now();
+      const run = await runSsh([...sshArgs(via()), 'head -c 4194304 /dev/zero']);
+      expect(run.code, run.stderr).toBe(0);
+      return { ms: Date.now() - started, bytes: run.stdout.length };
+    };
+    const pacedSeconds = async (): Promise<number> =>
+      (await t.ctx.metrics.bulkPacedSeconds.get()).values[0]?.value ?? 0;
+    const marker = randomBytes(4).toString('hex');
+    try {
+      // Nobody types: the transfer runs unpaced.
+      // (The metric is the broker's: other gateways of this test broker add to it.)
+      const before = await pacedSeconds();
+      const alone = await pull();
+      expect(alone.bytes).toBe(4 * 1024 * 1024);
+      expect(await pacedSeconds()).toBe(before);
+
+      const term = interactiveSsh([...sshArgs(via(['-tt']))], { cols: 80, rows: 24 });
+      await term.waitFor('asset$ ');
+      term.write(`echo typing-${marker}\r`);
+      await term.waitFor(`typing-${marker}\r\n`);
+      // Someone typed: the same transfer (4 MiB, 256 KiB burst) takes ~3.75 s at 1 MiB/s.
+      const shared = await pull();
+      expect(shared.bytes).toBe(4 * 1024 * 1024);
+      expect(shared.ms).toBeGreaterThan(3_000);
+      expect(shared.ms).toBeGreaterThan(alone.ms + 2_000);
+      expect((await pacedSeconds()) - before).toBeGreaterThan(2.5);
+      // The typist's own shell is never paced: its echo comes back at once.
+      const echoStarted = Date.now();
+      term.write(`echo still-${marker}\r`);
+      await term.waitFor(`still-${marker}\r\n`);
+      expect(Date.now() - echoStarted).toBeLessThan(1_000);
+      term.write('exit\r');
+      await term.exited;
+    } finally {
+      await paced.close();
+    }
+  }, 60_000);
+
   it('forwards -L only to the asset’s listed ports', async () => {
     const allowed = await runSsh(
       [

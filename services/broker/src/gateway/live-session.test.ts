@@ -8,10 +8,12 @@ import type { ChunkSink, StoredChunk } from '@airlock/recording';
 import { describe, expect, it } from 'vitest';
 import type { BrokerContext } from '../context.js';
 import { LiveSession, type GatewayDeps } from './live-session.js';
+import { BulkPacer } from './pacing.js';
 
 function sessionWith(sink: ChunkSink): LiveSession {
   const ctx = { clock: new ManualClock('2026-01-01T08:00:00.000Z') } as unknown as BrokerContext;
-  const deps = { ctx, recordingSink: sink } as unknown as GatewayDeps;
+  const pacer = new BulkPacer({ bytesPerSecond: 0 });
+  const deps = { ctx, recordingSink: sink, pacer } as unknown as GatewayDeps;
   const identity = { user: {}, asset: {}, grant: {} } as unknown as ConstructorParameters<
     typeof LiveSession
   >[1];

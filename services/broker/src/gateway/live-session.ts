@@ -26,6 +26,7 @@ import type { UserRecord } from '../features/users/repository.js';
 import type { GatewayIdentity } from './authenticator.js';
 import { CommandRules, type RuleVerdict } from './command-rules.js';
 import { ChannelFlow, type Pausable } from './fair-reads.js';
+import type { BulkPacer } from './pacing.js';
 import { endReasonText, noticeBytes } from './notices.js';
 import { writeSessionEnd, type SessionEndRecord } from './session-end.js';
 import { ShellSplice } from './shell-splice.js';
@@ -43,6 +44,8 @@ export interface GatewayDeps {
   readonly dialer: AssetDialer;
   /** Where every session's recording is written (one for the whole gateway). */
   readonly recordingSink: ChunkSink;
+  /** Paces bulk channels while someone types (one for the whole gateway). */
+  readonly pacer: BulkPacer;
   readonly instanceId: string;
   /** How long live sessions stay up, warned, after the audit store fails. */
   readonly auditFailureGraceMs: number;
@@ -71,6 +74,17 @@ interface ChannelCarrier {
   stop(): void;
   /** Called on every supervisor pass: lets an idle channel give up memory it can rebuild. */
   rest?(nowMs: number): void;
+}
+
+/** What a carried channel just passed through the pipeline (see LiveSession.applyBackpressure). */
+export interface PassedBytes {
+  readonly bytes: number;
+  /** false: the recorder is full (the bytes are recorded; more must wait for its drain). */
+  readonly recorded: boolean;
+  /** The vendor's (or asset's) side when its write returned false. */
+  readonly congested: Drainable | null;
+  /** A bulk channel (exec, SFTP, forwarded port), paced while someone types. */
+  readonly bulk: boolean;
 }
 
 /**
@@ -561,7 +575,12 @@ export class LiveSession {
       this.count(kind, data.length);
       const recorded = this.recorder.record(channelId, kind, data);
       const written = to.write(data);
-      this.applyBackpressure(from, data.length, recorded, written ? null : to);
+      this.applyBackpressure(from, {
+        bytes: data.length,
+        recorded,
+        congested: written ? null : to,
+        bulk: true,
+      });
     });
     from.once('end', () => to.end());
   }
@@ -576,25 +595,33 @@ export class LiveSession {
   }
 
   /**
-   * Holds `source` after it emitted `bytes`: until the recorder took them
-   * (`recorded` false: until it drains) and the vendor's side did (`congested`
-   * drains), and for the rest of the turn once it used its share (ChannelFlow).
+   * Holds `source` after it emitted `passed.bytes`: until the recorder took
+   * them (`recorded` false: until it drains) and the vendor's side did
+   * (`congested` drains), for the rest of the turn once it used its share
+   * (ChannelFlow), and, for a bulk channel, as long as pacing says (BulkPacer).
    */
-  applyBackpressure(
-    source: Pausable,
-    bytes: number,
-    recorded: boolean,
-    congested: Drainable | null,
-  ): void {
+  applyBackpressure(source: Pausable, passed: PassedBytes): void {
     let flow = this.#flows.get(source);
     if (flow === undefined) {
       flow = new ChannelFlow(source, () => !this.#failing && !this.ended);
       this.#flows.set(source, flow);
     }
     const waitFor: Drainable[] = [];
-    if (!recorded) waitFor.push(this.recorder);
-    if (congested !== null) waitFor.push(congested);
-    flow.passed(bytes, waitFor);
+    if (!passed.recorded) waitFor.push(this.recorder);
+    if (passed.congested !== null) waitFor.push(passed.congested);
+    flow.passed(passed.bytes, waitFor, passed.bulk ? this.paceBulk(passed.bytes) : 0);
+  }
+
+  /** A bulk channel passed `bytes`: how long it must wait now, ms (see BulkPacer). */
+  paceBulk(bytes: number): number {
+    const holdMs = this.deps.pacer.delayAfter(bytes);
+    if (holdMs > 0) this.ctx.metrics.bulkPacedSeconds.inc(holdMs / 1000);
+    return holdMs;
+  }
+
+  /** An interactive channel had input: bulk channels are paced for a while (see BulkPacer). */
+  noteKeystroke(): void {
+    this.deps.pacer.noteKeystroke();
   }
 
   /**

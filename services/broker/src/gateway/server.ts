@@ -6,6 +6,7 @@ import { pgChunkSink, ThreadedChunkSink, type ChunkSink } from '@airlock/recordi
 import type { BrokerContext } from '../context.js';
 import { ConnectionAuthenticator } from './authenticator.js';
 import { shareEventLoop } from './fair-reads.js';
+import { BulkPacer } from './pacing.js';
 import { loadGatewayHostKey, type GatewayHostKey } from './host-keys.js';
 import {
   announceInstance,
@@ -83,6 +84,8 @@ export async function startSshGateway(
      * that carries every session's keystrokes.
      */
     recordingSink?: ChunkSink;
+    /** Bulk channels' shared rate while someone types (default: the config's); 0: never paced. */
+    bulkMiBpsWhileInteractive?: number;
   },
 ): Promise<SshGateway> {
   const hostKey = await loadGatewayHostKey(ctx);
@@ -105,6 +108,10 @@ export async function startSshGateway(
     instanceId,
     auditFailureGraceMs: options.auditFailureGraceMs ?? 5_000,
     terminalRestAfterMs: options.terminalRestAfterMs ?? DEFAULT_TERMINAL_REST_AFTER_MS,
+    pacer: new BulkPacer({
+      bytesPerSecond:
+        (options.bulkMiBpsWhileInteractive ?? ctx.config.bulkMiBpsWhileInteractive) * 1024 * 1024,
+    }),
     onEnded: (session) => registry.remove(session),
     deferEnd: (end) => registry.deferEnd(end),
   };

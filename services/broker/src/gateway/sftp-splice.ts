@@ -1,4 +1,5 @@
 import { SftpObserver, type FileTransferSummary, type SftpOperation } from '@airlock/sftp-observer';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { withTransaction } from '@airlock/db';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import { audit } from '../audit.js';
@@ -59,7 +60,12 @@ export class SftpSplice {
       session.count('o', data.length);
       const recorded = session.recorder.record(id, 'o', data);
       const written = channel.write(this.#observer.fromServer(data));
-      session.applyBackpressure(upstream, data.length, recorded, written ? null : channel);
+      session.applyBackpressure(upstream, {
+        bytes: data.length,
+        recorded,
+        congested: written ? null : channel,
+        bulk: true,
+      });
     });
     relayChannelEnd(upstream, channel);
     channel.on('data', (data: Buffer) => this.#fromClient(data));
@@ -102,6 +108,10 @@ export class SftpSplice {
           if (!this.upstream.write(segment.data))
             await new Promise((resolve) => this.upstream.once('drain', resolve));
         }
+        // An upload is bulk: paced while someone types (the queue above then
+        // fills and holds the vendor's channel).
+        const hold = this.session.paceBulk(data.length);
+        if (hold > 0) await sleep(hold);
       })
       .catch((err: unknown) => this.session.failClosed(err))
       .finally(() => {

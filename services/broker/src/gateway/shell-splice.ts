@@ -110,17 +110,19 @@ export class ShellSplice {
         .then(() => extractor.onOutput(data))
         .catch(() => undefined);
     }
-    this.session.applyBackpressure(
-      this.upstream,
-      data.length,
+    this.session.applyBackpressure(this.upstream, {
+      bytes: data.length,
       recorded,
-      written ? null : this.channel,
-    );
+      congested: written ? null : this.channel,
+      // With a terminal a person is reading; without one, a program is (bulk).
+      bulk: this.pty === null,
+    });
   }
 
   #input(data: Buffer): void {
     if (this.session.failing || this.session.ended) return;
     this.session.count('i', data.length);
+    if (this.pty !== null) this.session.noteKeystroke();
     this.#lastInputAt = Date.now();
     this.session.recorder.record(this.#id, 'i', data);
     if (this.#extractor === null && !this.#lineMode) {

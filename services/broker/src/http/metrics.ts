@@ -8,6 +8,8 @@ export interface Metrics {
   readonly auditEvents: Counter<'type'>;
   readonly jobs: Counter<'kind' | 'outcome'>;
   readonly terminalRests: Counter;
+  /** Time bulk channels were held so that interactive sessions stay responsive (BulkPacer). */
+  readonly bulkPacedSeconds: Counter;
   /** Control links of zone connectors to this replica. */
   readonly connectorLinks: Gauge;
   /** Streams through connectors: opened, refused (by either side), lost with their connector. */
@@ -48,6 +50,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     terminalRests: new Counter({
       name: 'airlock_gateway_terminal_rests_total',
       help: 'Idle shells whose terminal emulator was put to rest to save memory.',
+      registers: [registry],
+    }),
+    bulkPacedSeconds: new Counter({
+      name: 'airlock_gateway_bulk_paced_seconds_total',
+      help: 'Seconds bulk channels (exec, SFTP, forwards) were held while someone typed.',
       registers: [registry],
     }),
     connectorLinks: new Gauge({
