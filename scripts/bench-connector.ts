@@ -13,14 +13,17 @@
  *                while another session pulls an endless `cat /dev/zero` through the same
  *                connector — head-of-line: each stream has its own WebSocket, so its own
  *                TCP flow control — and, for comparison, the same on the broker-only and
- *                direct paths (what the machine itself does under such a load).
+ *                direct paths (what the machine itself does under such a load). The echo
+ *                session types, so the gateway paces the bulk one as it would in production
+ *                (AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE; --bulk-mibps 0 shows it unpaced);
+ *                the direct path has no gateway and is never paced.
  *
  * Prints a table to stdout, progress to stderr, and writes the figures to
  * test-output/bench-connector.json. Reports; asserts nothing.
  *
  *   pnpm bench:connector [--size 256M] [--runs 2] [--samples 500] [--gap-ms 5]
  *                        [--only latency,bulk,throughput] [--profile]
- *                        [--recording-writer thread|inline]
+ *                        [--recording-writer thread|inline] [--bulk-mibps N]
  *
  * Beside each under-bulk figure it prints the broker's own event-loop delay
  * (p99), its garbage-collection pauses, and the machine's steal time (CPU the
@@ -52,6 +55,7 @@ import {
   load,
   loadText,
   makePayload,
+  outlastInteractiveWindow,
   MiB,
   OUTPUT_DIR,
   parseRecordingWriter,
@@ -94,6 +98,8 @@ interface Options {
   /** CPU-profile the broker during the first through-connector transfer. */
   profile: boolean;
   recordingWriter: RecordingWriter;
+  /** The gateway's bulk rate while someone types (default: the config's); 0: never paced. */
+  bulkMiBps: number | undefined;
 }
 
 const PARTS = ['latency', 'bulk', 'throughput'] as const;
@@ -109,6 +115,7 @@ function parseOptions(argv: string[]): Options {
       'gap-ms': { type: 'string', default: '5' },
       profile: { type: 'boolean', default: false },
       'recording-writer': { type: 'string', default: 'thread' },
+      'bulk-mibps': { type: 'string' },
       only: { type: 'string', default: PARTS.join(',') },
     },
     strict: true,
@@ -123,7 +130,12 @@ function parseOptions(argv: string[]): Options {
   const unknown = parts.filter((p) => !(PARTS as readonly string[]).includes(p));
   if (unknown.length > 0 || parts.length === 0)
     throw new Error(`--only takes a comma-separated list of ${PARTS.join(', ')}`);
+  const bulkText = values['bulk-mibps'];
+  const bulkMiBps = bulkText === undefined ? undefined : Number(bulkText);
+  if (bulkMiBps !== undefined && (!Number.isInteger(bulkMiBps) || bulkMiBps < 0))
+    throw new Error('--bulk-mibps must be an integer, 0 or more (0: never paced)');
   return {
+    bulkMiBps,
     recordingWriter: parseRecordingWriter(values['recording-writer']),
     profile: values.profile,
     parts: new Set(parts as Part[]),
@@ -147,6 +159,7 @@ async function main(): Promise<number> {
   let brokerUrl = '';
   const b = await setUp({
     recordingWriter: options.recordingWriter,
+    ...(options.bulkMiBps === undefined ? {} : { bulkMiBpsWhileInteractive: options.bulkMiBps }),
     dialer: async (ctx, app) => {
       await app.listen({ host: '127.0.0.1', port: 0 });
       brokerUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -446,9 +459,14 @@ async function main(): Promise<number> {
     ];
     const viaConnectorUnderBulk = echoRuns[1];
     if (viaConnectorUnderBulk === undefined) throw new Error('no figures');
-    out.bulk = { runs: echoRuns };
+    const pacedAt = options.bulkMiBps ?? b.ctx.config.bulkMiBpsWhileInteractive;
+    const pacing =
+      pacedAt === 0
+        ? 'bulk never paced'
+        : `the gateway paces bulk channels to ${pacedAt} MiB/s while someone types, as deployed`;
+    out.bulk = { pacedMiBps: pacedAt, runs: echoRuns };
     section(
-      `Echo latency measured from a separate process, while another session pulls cat /dev/zero (endless) on the same path, ms (${options.samples} samples each)`,
+      `Echo latency measured from a separate process, while another session pulls cat /dev/zero (endless) on the same path, ms (${options.samples} samples each; ${pacing})`,
       table(
         [
           'echo path',
@@ -480,6 +498,7 @@ async function main(): Promise<number> {
   // 3. throughput, three paths
   if (options.parts.has('throughput')) await throughput();
   async function throughput(): Promise<void> {
+    if (options.parts.has('latency') || options.parts.has('bulk')) await outlastInteractiveWindow();
     progress(`throughput: writing ${options.sizeBytes / MiB} MiB of random bytes on the asset`);
     const file = await makePayload(b.sshd, options.sizeBytes);
     const paths = [

@@ -89,6 +89,7 @@ import {
 import type { App } from '../services/broker/src/http/app-types.js';
 import type { BrokerContext } from '../services/broker/src/context.js';
 import type { AssetDialer } from '../services/broker/src/gateway/upstream.js';
+import { INTERACTIVE_WINDOW_MS } from '../services/broker/src/gateway/pacing.js';
 import { createLogger } from '../services/broker/src/logger.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -617,6 +618,8 @@ export async function setUp(
     dialer?: (ctx: BrokerContext, app: App) => Promise<AssetDialer>;
     /** Where recordings are written: the gateway's writer thread (default, as deployed) or its event loop. */
     recordingWriter?: RecordingWriter;
+    /** Bulk channels' shared rate while someone types (default: the config's, as deployed); 0: off. */
+    bulkMiBpsWhileInteractive?: number;
   } = {},
 ): Promise<Bench> {
   const db = await openDatabase();
@@ -690,6 +693,9 @@ export async function setUp(
     port: 0,
     ...(options.dialer === undefined ? {} : { dialer: await options.dialer(ctx, app) }),
     ...(options.recordingWriter === 'inline' ? { recordingSink: pgChunkSink(ctx.pool) } : {}),
+    ...(options.bulkMiBpsWhileInteractive === undefined
+      ? {}
+      : { bulkMiBpsWhileInteractive: options.bulkMiBpsWhileInteractive }),
   });
   defer('close the SSH gateway', () => gateway.close());
   const keyDir = await mkdtemp(join(tmpdir(), 'airlock-bench-keys-'));
@@ -820,6 +826,18 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number):
 }
 
 // ---------------------------------------------------------------- 1. throughput
+
+/**
+ * Waits until no interactive session has had a keystroke for the gateway's
+ * interactive window: bulk transfers measured afterwards run unpaced, as they
+ * do whenever nobody is typing (see BulkPacer).
+ */
+export async function outlastInteractiveWindow(): Promise<void> {
+  progress(
+    `waiting ${INTERACTIVE_WINDOW_MS / 1000} s: transfers after the echo samples run unpaced, as when nobody types`,
+  );
+  await sleep(INTERACTIVE_WINDOW_MS + 250);
+}
 
 export interface TransferRun {
   seconds: number;
@@ -1485,6 +1503,8 @@ async function main(): Promise<number> {
   }
 
   if (options.phases.has('throughput')) {
+    if (options.phases.has('latency') || options.phases.has('memory'))
+      await outlastInteractiveWindow();
     progress(
       `throughput: writing ${options.sizeBytes / MiB} MiB of random bytes into the asset's work dir`,
     );
