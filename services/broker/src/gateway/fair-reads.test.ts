@@ -58,8 +58,9 @@ describe('shareEventLoop', () => {
 
     const greedy = await flood(payload, false);
     expect(digest(greedy.received)).toBe(digest(payload));
-    // Without it, libuv hands over many reads in one turn.
-    expect(greedy.mostInOneTurn).toBeGreaterThan(4 * READ_BUDGET_PER_TURN);
+    // Without it, libuv hands over several reads in one turn, more than the
+    // fair bound below (how many depends on how busy the machine is).
+    expect(greedy.mostInOneTurn).toBeGreaterThan(READ_BUDGET_PER_TURN + 64 * 1024);
 
     const fair = await flood(payload, true);
     expect(digest(fair.received)).toBe(digest(payload));

@@ -4,6 +4,7 @@
  * read from the asset's own shell (DEBUG trap and history): the ground truth
  * that recorded commands are compared with.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -15,6 +16,7 @@ import {
   runScp,
   runSsh,
   scpArgs,
+  SSH_BIN,
   sshArgs,
   startSshd,
   stripAnsi,
@@ -154,6 +156,48 @@ describe('ssh gateway', () => {
       asset: { name: 'hmi-01' },
     });
   });
+
+  /**
+   * Runs ssh and reads nothing of its output for 1.5 s: by then the asset is
+   * done, and the gateway still holds what the vendor's SSH window has not
+   * taken when the asset's side closes. Then reads everything.
+   */
+  const readSlowly = async (
+    args: string[],
+    input?: Buffer,
+  ): Promise<{ code: number | null; out: number; err: number }> => {
+    const ssh = spawn(SSH_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => ssh.once('close', resolve));
+    ssh.stdout.pause();
+    ssh.stderr.pause();
+    ssh.stdin.end(input);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    let out = 0;
+    let err = 0;
+    ssh.stdout.on('data', (chunk: Buffer) => (out += chunk.length));
+    ssh.stderr.on('data', (chunk: Buffer) => (err += chunk.length));
+    ssh.stdout.resume();
+    ssh.stderr.resume();
+    return { code: await exited, out, err };
+  };
+
+  it('delivers every byte of output, stdout and stderr, to a vendor that reads slowly', async () => {
+    const size = 6 * 1024 * 1024;
+    const run = await readSlowly([
+      ...sshArgs(target('vera+hmi-01')),
+      `head -c ${size} /dev/zero; head -c ${size / 2} /dev/zero >&2; exit 5`,
+    ]);
+    expect(run).toEqual({ code: 5, out: size, err: size / 2 });
+  }, 30_000);
+
+  it('delivers every byte a forwarded port sent before it closed to a vendor that reads slowly', async () => {
+    const size = 4 * 1024 * 1024;
+    const run = await readSlowly(
+      [...sshArgs(target('vera+hmi-01', key.privateKeyPath, ['-W', `hmi-01:${echoPort}`]))],
+      randomBytes(size),
+    );
+    expect(run).toMatchObject({ code: 0, out: size });
+  }, 30_000);
 
   it('lists the grants for a plain login', async () => {
     const menu = await runSsh(sshArgs(target('vera')));

@@ -556,7 +556,9 @@ export class LiveSession {
     });
     this.pipeRecorded(socket, channel, id, 'o');
     this.pipeRecorded(channel, socket, id, 'i');
-    socket.once('close', () => channel.close());
+    // Ended, not closed: ssh2 closes the channel once the vendor's window has
+    // taken everything the asset sent (see relayChannelEnd). An error aborts.
+    socket.once('close', () => channel.end());
     socket.once('error', () => channel.close());
     channel.once('close', () => socket.destroy());
   }

@@ -53,7 +53,7 @@ export class ShellSplice {
       session.recorder.record(id, 'r', Buffer.from(`${this.pty.cols}x${this.pty.rows}`));
     upstream.on('data', (data: Buffer) => this.#output(data, false));
     upstream.stderr.on('data', (data: Buffer) => this.#output(data, true));
-    relayChannelEnd(upstream, channel, () => this.stop());
+    relayChannelEnd(upstream, channel, { onClosed: () => this.stop(), stderr: true });
     channel.on('data', (data: Buffer) => this.#input(data));
     channel.once('end', () => upstream.end());
     channel.once('close', () => {
@@ -95,8 +95,12 @@ export class ShellSplice {
   }
 
   #output(data: Buffer, stderr: boolean): void {
+    // stderr is a stream of its own on both sides, held and drained on its own:
+    // waiting for stdout's drain would wait forever, and not holding it would
+    // let a flood on stderr queue up in the broker without bound.
+    const source = stderr ? this.upstream.stderr : this.upstream;
     if (!this.session.carriesOutput) {
-      this.upstream.pause();
+      source.pause();
       return;
     }
     this.session.count('o', data.length);
@@ -110,10 +114,10 @@ export class ShellSplice {
         .then(() => extractor.onOutput(data))
         .catch(() => undefined);
     }
-    this.session.applyBackpressure(this.upstream, {
+    this.session.applyBackpressure(source, {
       bytes: data.length,
       recorded,
-      congested: written ? null : this.channel,
+      congested: written ? null : target,
       // With a terminal a person is reading; without one, a program is (bulk).
       bulk: this.pty === null,
     });

@@ -9,7 +9,12 @@
 export interface VendorChannel {
   /** Returns false when the vendor is not keeping up; 'drain' follows. */
   write(data: Buffer): boolean;
-  readonly stderr: { write(data: Buffer): boolean };
+  /** Written to, and drained, on its own; it shares the SSH window with the channel. */
+  readonly stderr: Drainable & {
+    write(data: Buffer): boolean;
+    /** Calls back once everything written has gone out (an SSH channel's stderr). */
+    end?(callback: () => void): unknown;
+  };
   exit(code: number): void;
   exit(signal: string, coreDumped: boolean, description: string): void;
   end(): unknown;
@@ -43,37 +48,68 @@ export interface EndingChannel {
     ) => void,
   ): unknown;
   once(event: 'end' | 'close', listener: () => void): unknown;
+  readonly stderr: { once(event: 'end', listener: () => void): unknown };
+}
+
+export interface RelayEndOptions {
+  /** Called when the asset's channel has closed. */
+  readonly onClosed?: () => void;
+  /** The splice carries the asset's stderr to the vendor's: the end waits for it too. */
+  readonly stderr?: boolean;
 }
 
 /**
  * Passes the end of an asset's channel to the vendor's: exit status (or
- * signal), EOF, close — in the order OpenSSH's client needs. The asset may
- * send EOF before the exit status; passed on at once, it lets the client
- * (its own input already at EOF, as scp's and sftp's is when they finish)
- * close the channel before the status arrives, and it then reports exit
- * status -1: scp exits 1 though every byte was copied. So EOF waits for the
- * status, or for the asset's close when it sends none.
+ * signal), then EOF and close once every byte the asset sent has reached the
+ * vendor — in the order OpenSSH's client needs.
+ *
+ * - The asset may send EOF before the exit status; passed on at once, it lets
+ *   the client (its own input already at EOF, as scp's and sftp's is when they
+ *   finish) close the channel before the status arrives, and it then reports
+ *   exit status -1: scp exits 1 though every byte was copied. So EOF waits for
+ *   the status, or for the asset's close when it sends none.
+ * - The asset is often done long before the vendor has read everything: what
+ *   the vendor's SSH window has not yet taken waits in the vendor channel's
+ *   queue. So the vendor's channel is ended, never closed here: ssh2 sends EOF
+ *   and CHANNEL_CLOSE itself once that queue is empty. Closing it at once
+ *   dropped the tail of the output while the exit status said success.
+ *   stderr shares the window and is flushed first.
  */
 export function relayChannelEnd(
   upstream: EndingChannel,
   channel: VendorChannel,
-  onClosed: () => void = () => undefined,
+  options: RelayEndOptions = {},
 ): void {
-  let exitSent = false;
-  let eofPending = false;
+  let statusKnown = false;
+  let outputEnded = false;
+  let stderrEnded = options.stderr !== true;
+  let ending = false;
+  const endWhenDone = (): void => {
+    if (ending || !statusKnown || !outputEnded || !stderrEnded) return;
+    ending = true;
+    const { stderr } = channel;
+    if (options.stderr === true && stderr.end !== undefined) stderr.end(() => channel.end());
+    else channel.end();
+  };
   upstream.on('exit', (code, signal, coreDumped, description) => {
     if (code !== null && code !== undefined) channel.exit(code);
     else if (signal !== undefined) channel.exit(signal, coreDumped ?? false, description ?? '');
-    exitSent = true;
-    if (eofPending) channel.end();
+    statusKnown = true;
+    endWhenDone();
   });
   upstream.once('end', () => {
-    if (exitSent) channel.end();
-    else eofPending = true;
+    outputEnded = true;
+    endWhenDone();
   });
+  if (options.stderr === true)
+    upstream.stderr.once('end', () => {
+      stderrEnded = true;
+      endWhenDone();
+    });
   upstream.once('close', () => {
-    channel.end();
-    channel.close();
-    onClosed();
+    statusKnown = true;
+    outputEnded = true;
+    endWhenDone();
+    options.onClosed?.();
   });
 }

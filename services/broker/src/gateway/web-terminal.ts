@@ -43,7 +43,8 @@ function isTerminalSize(n: unknown): n is number {
  * (the asset is paused) while the browser is behind, as with an SSH window.
  */
 export class WebTerminalChannel extends EventEmitter implements VendorChannel, VendorConnection {
-  readonly stderr = { write: (data: Buffer): boolean => this.write(data) };
+  /** A browser terminal has one stream: stderr is the terminal itself. */
+  readonly stderr: VendorChannel['stderr'] = this;
   #inFlight = 0;
   #closed = false;
 
