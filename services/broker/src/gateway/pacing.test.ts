@@ -3,7 +3,12 @@
  * when it lets go (the gateway tests show it holding a real transfer).
  */
 import { describe, expect, it } from 'vitest';
-import { BULK_BURST_BYTES, BulkPacer, INTERACTIVE_WINDOW_MS } from './pacing.js';
+import {
+  BULK_BURST_BYTES,
+  BULK_MAX_DEBT_BYTES,
+  BulkPacer,
+  INTERACTIVE_WINDOW_MS,
+} from './pacing.js';
 
 const MiB = 1024 * 1024;
 
@@ -64,6 +69,16 @@ describe('BulkPacer', () => {
     }
     expect(elapsed).toBeGreaterThanOrEqual(1_990);
     expect(elapsed).toBeLessThanOrEqual(2_100);
+  });
+
+  it('owes at most BULK_MAX_DEBT_BYTES: many channels drawing at once never hold for minutes', () => {
+    const { pacer } = pacerAt(1 * MiB);
+    pacer.noteKeystroke();
+    // 64 channels each pass a 2 MiB window in the same instant.
+    let longest = 0;
+    for (let channel = 0; channel < 64; channel += 1)
+      longest = Math.max(longest, pacer.delayAfter(2 * MiB));
+    expect(longest).toBe(Math.ceil((BULK_MAX_DEBT_BYTES / MiB) * 1000));
   });
 
   it(`lets go ${INTERACTIVE_WINDOW_MS / 1000} s after the last keystroke, with a fresh burst`, () => {

@@ -23,6 +23,13 @@
 export const INTERACTIVE_WINDOW_MS = 10_000;
 /** What bulk channels may pass at once before pacing holds them. */
 export const BULK_BURST_BYTES = 256 * 1024;
+/**
+ * The most the bucket may owe. Every bulk channel draws on it after each
+ * piece it passed, so many channels (or one that slipped its hold) could run
+ * up a debt that would then hold every bulk channel for minutes after the
+ * typing stopped. Bounded, a hold lasts at most this much at the rate.
+ */
+export const BULK_MAX_DEBT_BYTES = 4 * BULK_BURST_BYTES;
 
 export interface BulkPacerOptions {
   /** Bytes per second the bulk channels share while someone types; 0: never paced. */
@@ -73,7 +80,7 @@ export class BulkPacer {
       this.#tokens + (elapsedMs / 1000) * this.bytesPerSecond,
     );
     this.#refilledAt = now;
-    this.#tokens -= bytes;
+    this.#tokens = Math.max(this.#tokens - bytes, -BULK_MAX_DEBT_BYTES);
     if (this.#tokens >= 0) return 0;
     return Math.ceil((-this.#tokens / this.bytesPerSecond) * 1000);
   }

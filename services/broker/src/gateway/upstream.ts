@@ -49,7 +49,6 @@ export const directDialer: AssetDialer = {
     return new Promise<Socket>((resolve, reject) => {
       const socket = connect({ host: asset.host, port, timeout: 10_000 });
       socket.setNoDelay(true);
-      shareEventLoop(socket);
       socket.once('connect', () => {
         socket.setTimeout(0);
         resolve(socket);
@@ -85,6 +84,11 @@ export async function connectToAsset(
   const pinned = parseSshPublicKey(asset.hostKey).blob;
   const credential = ctx.vault.openString(asset.sealedCredential, credentialAad(asset.id));
   const sock = await dialer.dial(asset, asset.port, context);
+  // The SSH transport shares the event loop here, where ssh2 alone reads it.
+  // Not in the dialer: a forwarded port's socket is read by the session
+  // pipeline, whose ChannelFlow holds it (backpressure, pacing) and already
+  // gives it its share per turn; a second party resuming it would undo holds.
+  shareEventLoop(sock);
   const client = new ssh2.Client();
   let hostKeyRejected = false;
   const config: ConnectConfig = {
