@@ -165,13 +165,16 @@ describe('ssh gateway', () => {
   const readSlowly = async (
     args: string[],
     input?: Buffer,
+    meanwhile: (stdin: NodeJS.WritableStream) => Promise<void> = () => Promise.resolve(),
   ): Promise<{ code: number | null; out: number; err: number }> => {
     const ssh = spawn(SSH_BIN, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => ssh.once('close', resolve));
     ssh.stdout.pause();
     ssh.stderr.pause();
-    ssh.stdin.end(input);
+    if (input !== undefined) ssh.stdin.write(input);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await meanwhile(ssh.stdin);
+    ssh.stdin.end();
     let out = 0;
     let err = 0;
     ssh.stdout.on('data', (chunk: Buffer) => (out += chunk.length));
@@ -188,6 +191,61 @@ describe('ssh gateway', () => {
       `head -c ${size} /dev/zero; head -c ${size / 2} /dev/zero >&2; exit 5`,
     ]);
     expect(run).toEqual({ code: 5, out: size, err: size / 2 });
+  }, 30_000);
+
+  it('takes no more input once the asset’s shell has ended, while its output still drains', async () => {
+    // `sh` reading lines (each a command, judged by the zone's rules) exits
+    // at once; its output is still on its way to the vendor when the vendor
+    // sends a line a rule blocks. The notice must not be written into the
+    // ending channel (a write after end crashed the broker), and the line
+    // reaches nothing, so it is not audited as a command either.
+    const marker = randomBytes(4).toString('hex');
+    const size = 4 * 1024 * 1024;
+    const run = await readSlowly(
+      [...sshArgs(target('vera+hmi-01')), 'sh'],
+      Buffer.from(`head -c ${size} /dev/zero >&2; exit 3\n`),
+      async (stdin) => {
+        stdin.write(`reboot # ${marker}\n`);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      },
+    );
+    expect(run).toEqual({ code: 3, out: 0, err: size });
+    const { rows } = await t.db.pool.query(`select 1 from commands where command like $1`, [
+      `%${marker}%`,
+    ]);
+    expect(rows).toHaveLength(0);
+  }, 30_000);
+
+  it('holds a vendor’s upload while the asset does not read it, instead of buffering it', async () => {
+    // The asset's program sleeps before reading its stdin. Held, the upload
+    // stops at what the SSH windows on both sides hold; unheld, the broker
+    // would take all of it into its memory meanwhile.
+    const size = 48 * 1024 * 1024;
+    const piece = Buffer.alloc(256 * 1024, 7);
+    const ssh = spawn(
+      SSH_BIN,
+      [...sshArgs(target('vera+hmi-01')), 'sleep 2; head -c 100000000 | wc -c'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    ssh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    ssh.stderr.resume();
+    const exited = new Promise<number | null>((resolve) => ssh.once('close', resolve));
+    let accepted = 0;
+    let acceptedWhileAsleep = -1;
+    const asleep = setTimeout(() => (acceptedWhileAsleep = accepted), 1_500);
+    while (accepted < size) {
+      accepted += piece.length;
+      if (!ssh.stdin.write(piece)) await new Promise((resolve) => ssh.stdin.once('drain', resolve));
+    }
+    ssh.stdin.end();
+    clearTimeout(asleep);
+    // All of it taken before the asset woke up: the broker buffered it.
+    if (acceptedWhileAsleep < 0) acceptedWhileAsleep = accepted;
+    expect(await exited).toBe(0);
+    expect(out.trim()).toBe(String(size));
+    expect(acceptedWhileAsleep).toBeGreaterThan(0);
+    expect(acceptedWhileAsleep).toBeLessThan(24 * 1024 * 1024);
   }, 30_000);
 
   it('delivers every byte a forwarded port sent before it closed to a vendor that reads slowly', async () => {

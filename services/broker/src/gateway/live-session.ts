@@ -37,7 +37,12 @@ import {
   type AssetDialer,
   type DialContext,
 } from './upstream.js';
-import type { Drainable, VendorChannel, VendorConnection } from './vendor-channel.js';
+import {
+  vendorWritable,
+  type Drainable,
+  type VendorChannel,
+  type VendorConnection,
+} from './vendor-channel.js';
 
 export interface GatewayDeps {
   readonly ctx: BrokerContext;
@@ -332,7 +337,24 @@ export class LiveSession {
     const id = this.#nextChannelId++;
     this.#channels.set(id, { id, channel, interactive, carrier });
     channel.once('close', () => this.#channels.delete(id));
+    const failed = (err: Error): void => this.channelFailed(channel, err);
+    channel.on('error', failed);
+    channel.stderr.on?.('error', failed);
     return id;
+  }
+
+  /**
+   * A stream of one carried channel failed (a write that raced its end, a
+   * reset): that channel is closed. Unhandled, the error would end the broker
+   * process, and every session on it.
+   */
+  channelFailed(channel: VendorChannel, err: Error): void {
+    this.ctx.log.warn({ err, sessionId: this.id }, 'a carried channel failed; closed');
+    try {
+      channel.close();
+    } catch {
+      // already closed
+    }
   }
 
   #onSession(session: Session): void {
@@ -559,7 +581,7 @@ export class LiveSession {
     // Ended, not closed: ssh2 closes the channel once the vendor's window has
     // taken everything the asset sent (see relayChannelEnd). An error aborts.
     socket.once('close', () => channel.end());
-    socket.once('error', () => channel.close());
+    socket.on('error', (err) => this.channelFailed(channel, err));
     channel.once('close', () => socket.destroy());
   }
 
@@ -700,7 +722,8 @@ export class LiveSession {
     const bytes = noticeBytes(text);
     let reached = 0;
     for (const carried of this.#channels.values()) {
-      if (!carried.interactive) continue;
+      // A shell whose end is on its way to the vendor is past warnings.
+      if (!carried.interactive || !vendorWritable(carried.channel)) continue;
       carried.channel.write(bytes);
       reached += 1;
       if (!this.#failing) {

@@ -68,6 +68,7 @@ export class SftpSplice {
       });
     });
     relayChannelEnd(upstream, channel);
+    upstream.on('error', (err: Error) => session.channelFailed(channel, err));
     channel.on('data', (data: Buffer) => this.#fromClient(data));
     channel.once('end', () => void this.#chain.then(() => upstream.end()));
     channel.once('close', () => {

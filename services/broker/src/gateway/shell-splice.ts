@@ -2,7 +2,7 @@ import { ShellCommandExtractor, type InputDecision } from '@airlock/terminal';
 import type { ClientChannel, PseudoTtyInfo } from 'ssh2';
 import type { LiveSession } from './live-session.js';
 import { noticeBytes } from './notices.js';
-import { relayChannelEnd, type VendorChannel } from './vendor-channel.js';
+import { relayChannelEnd, vendorWritable, type VendorChannel } from './vendor-channel.js';
 
 /** How long output must pause before the echo of typed keys is taken as settled. */
 const ECHO_QUIET_MS = 15;
@@ -54,6 +54,7 @@ export class ShellSplice {
     upstream.on('data', (data: Buffer) => this.#output(data, false));
     upstream.stderr.on('data', (data: Buffer) => this.#output(data, true));
     relayChannelEnd(upstream, channel, { onClosed: () => this.stop(), stderr: true });
+    upstream.on('error', (err: Error) => session.channelFailed(channel, err));
     channel.on('data', (data: Buffer) => this.#input(data));
     channel.once('end', () => upstream.end());
     channel.once('close', () => {
@@ -64,6 +65,8 @@ export class ShellSplice {
   }
 
   resize(cols: number, rows: number, width: number, height: number): void {
+    // Nothing to resize once the shell is gone; nothing may be recorded once the recording is sealed.
+    if (this.#stopped || !this.session.carriesOutput) return;
     this.upstream.setWindow(rows, cols, height, width);
     this.#extractor?.resize(cols, rows);
     this.session.recorder.record(this.#id, 'r', Buffer.from(`${cols}x${rows}`));
@@ -86,6 +89,15 @@ export class ShellSplice {
     const quietSince = Math.max(this.#lastOutputAt, this.#lastInputAt);
     if (nowMs - quietSince < this.session.terminalRestAfterMs) return;
     if (extractor.rest()) this.session.ctx.metrics.terminalRests.inc();
+  }
+
+  /**
+   * Input goes on to the asset only while its channel takes it. Returns
+   * false when the asset is not keeping up ('drain' follows).
+   */
+  #toAsset(data: Buffer): boolean {
+    if (this.#stopped || this.upstream.writableEnded || this.upstream.destroyed) return true;
+    return this.upstream.write(data);
   }
 
   stop(): void {
@@ -124,13 +136,21 @@ export class ShellSplice {
   }
 
   #input(data: Buffer): void {
-    if (this.session.failing || this.session.ended) return;
+    if (this.session.failing || this.session.ended || this.#stopped) return;
     this.session.count('i', data.length);
     if (this.pty !== null) this.session.noteKeystroke();
     this.#lastInputAt = Date.now();
-    this.session.recorder.record(this.#id, 'i', data);
+    const recorded = this.session.recorder.record(this.#id, 'i', data);
     if (this.#extractor === null && !this.#lineMode) {
-      this.upstream.write(data);
+      // A program's stdin (an upload into `cat > file`): held while the
+      // recorder or the asset is behind, as output is the other way.
+      const written = this.#toAsset(data);
+      this.session.applyBackpressure(this.channel, {
+        bytes: data.length,
+        recorded,
+        congested: written ? null : this.upstream,
+        bulk: this.pty === null,
+      });
       return;
     }
     this.#queue.push(data);
@@ -148,13 +168,15 @@ export class ShellSplice {
     try {
       while (this.#queue.length > 0 && !this.session.ended && !this.session.failing) {
         const data = this.#queue.shift();
-        if (data === undefined) break;
+        if (data === undefined || this.#stopped) break;
         if (this.#extractor !== null) {
           await this.#outputDone;
+          // The shell may have gone meanwhile: its terminal must stay disposed.
+          if (this.#stopped) break;
           if (this.#extractor.resting) await this.#extractor.wake();
           const decision = this.#extractor.onInput(data);
           if (decision.kind === 'submit') await this.#submit(decision);
-          else this.upstream.write(decision.data);
+          else this.#toAsset(decision.data);
         } else {
           await this.#lineInput(data);
         }
@@ -172,7 +194,7 @@ export class ShellSplice {
     if (extractor === null) return;
     let line = decision.line;
     // Keys typed in the same packet as Enter go on at once.
-    if (decision.before.length > 0) this.upstream.write(decision.before);
+    if (decision.before.length > 0) this.#toAsset(decision.before);
     if (decision.awaitEcho) {
       // Keys of this line not yet echoed: let the asset echo them, then read the line as shown.
       await this.#echoSettled();
@@ -209,7 +231,7 @@ export class ShellSplice {
   async #commit(line: string, enter: Buffer): Promise<void> {
     await this.#outputDone;
     if (line.trim() === '') {
-      this.upstream.write(enter);
+      this.#toAsset(enter);
       return;
     }
     const verdict = await this.session.recordCommand({
@@ -220,14 +242,16 @@ export class ShellSplice {
     if (verdict === null) return;
     if (verdict.outcome === 'blocked') {
       // Clear what was typed rather than submit it; never send Enter after a blocked line.
-      this.upstream.write(this.#extractor?.cancelSubmit() ?? ShellCommandExtractor.CLEAR_LINE);
+      this.#toAsset(this.#extractor?.cancelSubmit() ?? ShellCommandExtractor.CLEAR_LINE);
       const why = verdict.rule?.description ?? `matches ${verdict.rule?.pattern ?? 'a zone rule'}`;
       const notice = noticeBytes(`Blocked by zone policy (${why}): ${line}`);
-      this.channel.write(notice);
-      this.session.recorder.record(this.#id, 'o', notice);
+      if (vendorWritable(this.channel)) {
+        this.channel.write(notice);
+        this.session.recorder.record(this.#id, 'o', notice);
+      }
       return;
     }
-    this.upstream.write(enter);
+    this.#toAsset(enter);
   }
 
   /** Without a terminal, a line is a command once its newline arrives. */
@@ -242,14 +266,15 @@ export class ShellSplice {
       this.#lineBuffer = this.#lineBuffer.subarray(newline + 1);
       const text = line.toString('utf8').replace(/\r?\n$/, '');
       if (text.trim() === '') {
-        this.upstream.write(line);
+        this.#toAsset(line);
         continue;
       }
       const verdict = await this.session.recordCommand({ channel: this.#id, kind: 'shell', text });
       if (verdict === null) return;
-      if (verdict.outcome === 'blocked')
-        this.channel.stderr.write(noticeBytes(`Blocked by zone policy: ${text}`));
-      else this.upstream.write(line);
+      if (verdict.outcome === 'blocked') {
+        if (vendorWritable(this.channel, 'err'))
+          this.channel.stderr.write(noticeBytes(`Blocked by zone policy: ${text}`));
+      } else this.#toAsset(line);
     }
   }
 }

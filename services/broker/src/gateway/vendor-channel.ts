@@ -9,11 +9,15 @@
 export interface VendorChannel {
   /** Returns false when the vendor is not keeping up; 'drain' follows. */
   write(data: Buffer): boolean;
+  /** end() was called: its output is on its way out, nothing more may be written. */
+  readonly writableEnded: boolean;
   /** Written to, and drained, on its own; it shares the SSH window with the channel. */
   readonly stderr: Drainable & {
     write(data: Buffer): boolean;
+    readonly writableEnded?: boolean;
     /** Calls back once everything written has gone out (an SSH channel's stderr). */
     end?(callback: () => void): unknown;
+    on?(event: 'error', listener: (err: Error) => void): unknown;
   };
   exit(code: number): void;
   exit(signal: string, coreDumped: boolean, description: string): void;
@@ -22,7 +26,18 @@ export interface VendorChannel {
   pause(): unknown;
   resume(): unknown;
   on(event: 'data', listener: (data: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
   once(event: 'end' | 'close' | 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Whether the pipeline may still write to the vendor's output (or stderr):
+ * not once its end is under way. A write after end() would make ssh2 close
+ * the channel at once, dropping the output still queued for the vendor.
+ */
+export function vendorWritable(channel: VendorChannel, stream: 'out' | 'err' = 'out'): boolean {
+  if (channel.writableEnded) return false;
+  return stream === 'out' || channel.stderr.writableEnded !== true;
 }
 
 /** The vendor's connection as a whole: what a session needs to end it. */

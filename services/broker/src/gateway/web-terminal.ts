@@ -47,6 +47,7 @@ export class WebTerminalChannel extends EventEmitter implements VendorChannel, V
   readonly stderr: VendorChannel['stderr'] = this;
   #inFlight = 0;
   #closed = false;
+  #ended = false;
 
   constructor(
     private readonly socket: WebSocket,
@@ -100,8 +101,13 @@ export class WebTerminalChannel extends EventEmitter implements VendorChannel, V
   }
 
   close(): void {
+    this.#ended = true;
     if (this.#closed) return;
     this.socket.close(1000, 'session ended');
+  }
+
+  get writableEnded(): boolean {
+    return this.#ended || this.#closed;
   }
 
   pause(): void {
