@@ -19,12 +19,21 @@ export interface PoolOptions {
 }
 
 export function createPool(options: PoolOptions): pg.Pool {
+  const statementTimeout = options.statementTimeoutMillis ?? 15_000;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'airlock',
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
-    statement_timeout: options.statementTimeoutMillis ?? 15_000,
+    statement_timeout: statementTimeout,
+    // The server cancels a slow statement itself; these catch a database that
+    // went silent (a dropped link, a frozen host), where no answer would ever
+    // come: the query fails, so a session whose audit or recording cannot be
+    // stored ends (fail closed) instead of carrying on unrecorded.
+    query_timeout:
+      statementTimeout > 0 ? statementTimeout + Math.min(statementTimeout, 5_000) : undefined,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // An idle client losing its connection must not crash the process; the
   // next query reports the failure to its caller.

@@ -12,6 +12,7 @@ export { chunkHash, RECORDING_GENESIS_HASH, type ChunkContent, type StoredChunk 
 export {
   DEFAULT_CHUNK_BATCH_SIZE,
   pgChunkSink,
+  storedRecordingHead,
   streamSessionChunks,
   type ChunkSink,
 } from './repository.js';

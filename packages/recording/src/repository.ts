@@ -94,6 +94,27 @@ function chunkOf(row: ChunkRow): StoredChunk {
   };
 }
 
+/**
+ * What is stored of a session's recording: the number of chunks and the hash
+ * of the last. A recording that could not be completed is sealed with this,
+ * not with what the recorder heard back: a write can commit and its answer
+ * still be lost (the writer thread died, the connection dropped after the
+ * commit), and a seal short of the stored chunks would read as tampering.
+ * Chunks are written in order, one write at a time, so the stored ones are
+ * always the chain's prefix.
+ */
+export async function storedRecordingHead(
+  db: Queryable,
+  sessionId: string,
+): Promise<{ chunks: number; head: string | null }> {
+  const { rows } = await db.query<{ seq: number; hash: string }>(
+    `select seq, hash from session_chunks where session_id = $1 order by seq desc limit 1`,
+    [sessionId],
+  );
+  const last = rows[0];
+  return last === undefined ? { chunks: 0, head: null } : { chunks: last.seq, head: last.hash };
+}
+
 export const DEFAULT_CHUNK_BATCH_SIZE = 128;
 
 /**

@@ -24,6 +24,7 @@ import {
   type SshdFixture,
   type SshTarget,
 } from '@airlock/test-support';
+import { pgChunkSink, verifySessionRecording, type ChunkSink } from '@airlock/recording';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestBroker, type TestBroker, type TestUser } from '../testing/harness.js';
@@ -580,6 +581,60 @@ describe('ssh gateway', () => {
       await paced.close();
     }
   }, 60_000);
+
+  it('seals a recording whose write committed unanswered with what is stored, so it verifies', async () => {
+    // The writer commits a batch, then its answer is lost (a writer thread
+    // that died, a connection dropped after COMMIT): the session fails
+    // closed, and the seal must match the chunks that are in the store.
+    const store = pgChunkSink(t.ctx.pool);
+    let writes = 0;
+    const answerLost: ChunkSink = {
+      async write(chunks) {
+        await store.write(chunks);
+        writes += 1;
+        if (writes === 3) throw new Error('the writer died before it answered');
+      },
+    };
+    const failing = await startSshGateway(t.ctx, {
+      host: '127.0.0.1',
+      port: 0,
+      recordingSink: answerLost,
+      auditFailureGraceMs: 300,
+    });
+    try {
+      const marker = `unanswered-${randomBytes(4).toString('hex')}`;
+      const run = await runSsh(
+        [
+          ...sshArgs({ ...target('vera+hmi-01'), port: Number(failing.address.split(':').at(-1)) }),
+          `echo ${marker}; for i in $(seq 1 40); do echo line-$i; sleep 0.05; done`,
+        ],
+        { timeoutMs: 15_000 },
+      );
+      expect(run.code).not.toBe(0);
+      let ended: { id: string; recording_chunks: number; recording_head: string | null } | null =
+        null;
+      for (let tries = 0; ended === null && tries < 100; tries += 1) {
+        const { rows } = await t.db.pool.query(
+          `select s.id, s.end_reason, s.recording_chunks, s.recording_head
+             from sessions s join commands c on c.session_id = s.id
+            where c.command like $1`,
+          [`echo ${marker};%`],
+        );
+        if (rows[0]?.end_reason === 'audit_failure') ended = rows[0];
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      if (ended === null) throw new Error('the session did not end audit_failure');
+      expect(ended.recording_chunks).toBeGreaterThanOrEqual(3);
+      const verified = await verifySessionRecording(t.ctx.pool, ended.id, {
+        chunks: ended.recording_chunks,
+        head: ended.recording_head,
+      });
+      expect(verified.firstBad).toBeUndefined();
+      expect(verified.ok).toBe(true);
+    } finally {
+      await failing.close();
+    }
+  }, 30_000);
 
   it('forwards -L only to the asset’s listed ports', async () => {
     const allowed = await runSsh(

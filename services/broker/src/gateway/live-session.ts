@@ -1,7 +1,12 @@
 import type { JsonValue } from '@airlock/audit';
 import { withTransaction } from '@airlock/db';
 import { MINUTE_MS, newId, type Capability } from '@airlock/domain';
-import { SessionRecorder, type ChunkKind, type ChunkSink } from '@airlock/recording';
+import {
+  SessionRecorder,
+  storedRecordingHead,
+  type ChunkKind,
+  type ChunkSink,
+} from '@airlock/recording';
 import type {
   Client,
   Connection,
@@ -854,8 +859,11 @@ export class LiveSession {
     try {
       recording = await this.recorder.close();
     } catch (err) {
-      // Seal what did reach the store, so that part still verifies.
-      recording = this.recorder.durable;
+      // Seal what did reach the store, so that part still verifies: read back,
+      // since a write may have committed with its answer lost.
+      recording = await storedRecordingHead(this.ctx.pool, this.id).catch(
+        () => this.recorder.durable,
+      );
       this.ctx.log.error(
         { err, sessionId: this.id, durableChunks: recording.chunks },
         'recording could not be completed; sealing the part that is stored',
