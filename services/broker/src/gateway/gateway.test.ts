@@ -194,6 +194,23 @@ describe('ssh gateway', () => {
     expect(run).toEqual({ code: 5, out: size, err: size / 2 });
   }, 30_000);
 
+  it('runs every line piped into sh, the last one without its newline too, each audited first', async () => {
+    // OpenSSH sends the script and its EOF at once; each line waits for its
+    // audit row, and the EOF must wait for the lines.
+    const marker = randomBytes(4).toString('hex');
+    const lines = Array.from({ length: 5 }, (_, i) => `echo piped-${i}-${marker}`);
+    const run = await runSsh([...sshArgs(target('vera+hmi-01')), 'sh'], {
+      input: lines.join('\n'),
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim().split('\n')).toEqual(lines.map((l) => l.slice('echo '.length)));
+    const { rows } = await t.db.pool.query(
+      `select command from commands where command like $1 order by occurred_at, id`,
+      [`%-${marker}`],
+    );
+    expect(rows.map((r: { command: string }) => r.command).sort()).toEqual([...lines].sort());
+  });
+
   it('takes no more input once the asset’s shell has ended, while its output still drains', async () => {
     // `sh` reading lines (each a command, judged by the zone's rules) exits
     // at once; its output is still on its way to the vendor when the vendor

@@ -25,6 +25,9 @@ export class ShellSplice {
   #lineBuffer = Buffer.alloc(0);
   #busy = false;
   readonly #queue: Buffer[] = [];
+  /** The vendor sent EOF: once the queued input has gone on, the asset gets it too. */
+  #inputEnded = false;
+  #inputFinished = false;
   #outputDone: Promise<void> = Promise.resolve();
   #lastOutputAt = 0;
   #lastInputAt = 0;
@@ -56,7 +59,7 @@ export class ShellSplice {
     relayChannelEnd(upstream, channel, { onClosed: () => this.stop(), stderr: true });
     upstream.on('error', (err: Error) => session.channelFailed(channel, err));
     channel.on('data', (data: Buffer) => this.#input(data));
-    channel.once('end', () => upstream.end());
+    channel.once('end', () => this.#endInput());
     channel.once('close', () => {
       upstream.close();
       this.stop();
@@ -103,6 +106,9 @@ export class ShellSplice {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    // Whatever held the vendor's input (an asset that will never drain now)
+    // lets go: later input is dropped, and the channel can reach its end.
+    this.channel.resume();
     this.#extractor?.dispose();
   }
 
@@ -181,12 +187,31 @@ export class ShellSplice {
           await this.#lineInput(data);
         }
       }
+      if (this.#inputEnded && this.#queue.length === 0) await this.#finishInput();
     } catch (err) {
       this.session.failClosed(err);
     } finally {
       this.#busy = false;
       this.channel.resume();
     }
+  }
+
+  /** The vendor sent EOF. Lines still waiting for their audit go first (piped scripts). */
+  #endInput(): void {
+    this.#inputEnded = true;
+    if (!this.#busy) void this.#drain();
+  }
+
+  async #finishInput(): Promise<void> {
+    if (this.#inputFinished) return;
+    this.#inputFinished = true;
+    // A shell runs a last line that has no newline when it reads EOF: a command too.
+    if (this.#lineMode && this.#lineBuffer.length > 0 && !this.session.failing) {
+      const last = this.#lineBuffer;
+      this.#lineBuffer = Buffer.alloc(0);
+      await this.#lineCommand(last);
+    }
+    if (!this.#stopped && !this.upstream.writableEnded) this.upstream.end();
   }
 
   async #submit(decision: Extract<InputDecision, { kind: 'submit' }>): Promise<void> {
@@ -264,17 +289,27 @@ export class ShellSplice {
     ) {
       const line = this.#lineBuffer.subarray(0, newline + 1);
       this.#lineBuffer = this.#lineBuffer.subarray(newline + 1);
-      const text = line.toString('utf8').replace(/\r?\n$/, '');
-      if (text.trim() === '') {
-        this.#toAsset(line);
-        continue;
-      }
-      const verdict = await this.session.recordCommand({ channel: this.#id, kind: 'shell', text });
-      if (verdict === null) return;
-      if (verdict.outcome === 'blocked') {
-        if (vendorWritable(this.channel, 'err'))
-          this.channel.stderr.write(noticeBytes(`Blocked by zone policy: ${text}`));
-      } else this.#toAsset(line);
+      if (!(await this.#lineCommand(line))) return;
     }
+  }
+
+  /**
+   * One line for a shell without a terminal: audited, then forwarded (or
+   * refused by a rule). False when the audit store failed: nothing more goes on.
+   */
+  async #lineCommand(line: Buffer): Promise<boolean> {
+    if (this.#stopped) return false;
+    const text = line.toString('utf8').replace(/\r?\n$/, '');
+    if (text.trim() === '') {
+      this.#toAsset(line);
+      return true;
+    }
+    const verdict = await this.session.recordCommand({ channel: this.#id, kind: 'shell', text });
+    if (verdict === null) return false;
+    if (verdict.outcome === 'blocked') {
+      if (vendorWritable(this.channel, 'err'))
+        this.channel.stderr.write(noticeBytes(`Blocked by zone policy: ${text}`));
+    } else this.#toAsset(line);
+    return true;
   }
 }
