@@ -3,6 +3,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 
+/** How long one migration file may run in all (each of its statements is bounded by the pool). */
+const MIGRATION_FILE_TIMEOUT_MS = 30 * 60_000;
+
 /** A lock key only the migration runner takes (pg_advisory_lock is per database). */
 const MIGRATION_LOCK_KEY = 0x41_69_72_4c; // "AirL"
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
@@ -98,7 +101,14 @@ export async function migrate(
       for (const m of migrations.slice(newest)) {
         await client.query('begin');
         try {
-          await client.query(m.sql);
+          // One file, many statements: the server bounds each (statement_timeout);
+          // the pool's client-side timeout is meant for one, not for the file.
+          // (node-postgres reads query_timeout per query; its types do not list it.)
+          const whole: pg.QueryConfig & { query_timeout: number } = {
+            text: m.sql,
+            query_timeout: MIGRATION_FILE_TIMEOUT_MS,
+          };
+          await client.query(whole);
           await client.query(
             'insert into schema_migrations (version, name, checksum) values ($1, $2, $3)',
             [m.version, m.name, m.checksum],

@@ -6,7 +6,7 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createEmptyDatabase } from '@airlock/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createPool } from './index.js';
+import { createPool, withTransaction } from './index.js';
 
 describe('createPool', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -53,5 +53,25 @@ describe('createPool', () => {
     await expect(pool.query('select 1')).rejects.toThrow(/timeout/i);
     // statement_timeout (server side, 300 ms) cannot fire: the server never sees the query.
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('discards a transaction’s connection whose query timed out, instead of pooling it busy', async () => {
+    const db = await createEmptyDatabase();
+    cleanups.push(() => db.drop());
+    const relay = await silenceableRelay(new URL(db.url));
+    const viaRelay = new URL(db.url);
+    viaRelay.hostname = '127.0.0.1';
+    viaRelay.port = String(relay.port);
+    const pool = createPool({ connectionString: viaRelay.href, statementTimeoutMillis: 300 });
+    cleanups.unshift(() => pool.end().catch(() => undefined));
+
+    await withTransaction(pool, (client) => client.query('select 1'));
+    expect(pool.idleCount).toBe(1);
+    relay.silence();
+    await expect(withTransaction(pool, (client) => client.query('select 1'))).rejects.toThrow(
+      /timeout/i,
+    );
+    // Put back, it would still be waiting for its query: the next caller would wait behind it.
+    expect(pool.totalCount).toBe(0);
   });
 });

@@ -53,15 +53,30 @@ export async function withTransaction<T>(
   options: { isolation?: IsolationLevel } = {},
 ): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
   try {
     await client.query(`begin isolation level ${options.isolation ?? 'read committed'}`);
     const result = await fn(client);
     await client.query('commit');
     return result;
   } catch (err) {
-    await client.query('rollback').catch(() => undefined);
+    if (isQueryTimeout(err)) {
+      // The connection is still busy with the query that timed out: a ROLLBACK
+      // would wait behind it. Discarded, the connection closes and the server
+      // rolls the transaction back itself.
+      broken = err;
+    } else {
+      await client.query('rollback').catch((rollbackFailed: Error) => {
+        broken = rollbackFailed;
+      });
+    }
     throw err;
   } finally {
-    client.release();
+    client.release(broken);
   }
+}
+
+/** node-postgres gave up waiting for an answer (query_timeout); the query may still run. */
+export function isQueryTimeout(err: unknown): err is Error {
+  return err instanceof Error && err.message === 'Query read timeout';
 }
