@@ -11,10 +11,11 @@ export {
 export { chunkHash, RECORDING_GENESIS_HASH, type ChunkContent, type StoredChunk } from './chain.js';
 export {
   DEFAULT_CHUNK_BATCH_SIZE,
+  extentToSeal,
   pgChunkSink,
-  storedRecordingHead,
   streamSessionChunks,
   type ChunkSink,
+  type RecordingExtent,
 } from './repository.js';
 export {
   DEFAULT_FLUSH_INTERVAL_MS,

@@ -139,6 +139,7 @@ export class SessionRecorder extends EventEmitter {
   #head = RECORDING_GENESIS_HASH;
   #durableSeq = 0;
   #durableHead = RECORDING_GENESIS_HASH;
+  #unanswered: { chunks: number; head: string } | null = null;
   #pendingBytes = 0;
   #lastOffsetMs = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -252,6 +253,15 @@ export class SessionRecorder extends EventEmitter {
       chunks: this.#durableSeq,
       head: this.#durableSeq === 0 ? null : this.#durableHead,
     };
+  }
+
+  /**
+   * After a failed write: where the chain ends if that write landed after all
+   * (it can commit and its answer be lost). The stored extent of a failed
+   * recording is `durable` or this, nothing else.
+   */
+  get unanswered(): { chunks: number; head: string } | null {
+    return this.#unanswered;
   }
 
   /** Flushes and stops; later record() calls throw. Returns what to store as the session's recording head. */
@@ -448,7 +458,10 @@ export class SessionRecorder extends EventEmitter {
     }
     void written.then(
       () => this.#written(seq, hash, bytes),
-      (err: unknown) => this.#fail(err),
+      (err: unknown) => {
+        if (this.#failure === null) this.#unanswered = { chunks: seq, head: hash };
+        this.#fail(err);
+      },
     );
   }
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   chunkHash,
   collectFrames,
+  extentToSeal,
   pgChunkSink,
   RECORDING_GENESIS_HASH,
   SessionRecorder,
@@ -305,5 +306,63 @@ describe('verifySessionRecording', () => {
       seq: 1,
       reason: 'decode_error',
     });
+  });
+});
+
+describe('extentToSeal', () => {
+  /** A recorder whose writes land, until the `failAt`-th, which commits and then reports failure. */
+  async function answerLostAt(failAt: number): Promise<{
+    sessionId: string;
+    rec: SessionRecorder;
+  }> {
+    const sessionId = await insertTestSession(db.pool);
+    const store = pgChunkSink(db.pool);
+    let writes = 0;
+    const clock = new ManualClock('2024-05-01T08:00:00.000Z');
+    const rec = new SessionRecorder({
+      sessionId,
+      sink: {
+        async write(chunks) {
+          await store.write(chunks);
+          writes += 1;
+          if (writes === failAt) throw new Error('the writer died before it answered');
+        },
+      },
+      clock,
+      startedAt: clock.now(),
+    });
+    rec.on('error', () => undefined);
+    for (let i = 1; i <= failAt; i++) {
+      clock.advance(100);
+      rec.record(0, 'o', Buffer.from(`chunk ${i}`));
+      await rec.flush().catch(() => undefined);
+    }
+    await expect(rec.close()).rejects.toThrow();
+    return { sessionId, rec };
+  }
+
+  it('seals the stored chunks when the last write committed but its answer was lost', async () => {
+    const { sessionId, rec } = await answerLostAt(3);
+    expect(rec.durable.chunks).toBe(2);
+    const extent = await extentToSeal(db.pool, sessionId, rec);
+    expect(extent).toEqual({ chunks: 3, head: rec.unanswered?.head, storedDiffers: false });
+    expect((await verifySessionRecording(db.pool, sessionId, extent)).ok).toBe(true);
+  });
+
+  it('seals what the recorder knows, and says so, when the store holds chunks it did not write', async () => {
+    const { sessionId, rec } = await answerLostAt(2);
+    const forged = {
+      sessionId,
+      seq: 3,
+      channel: 0,
+      kind: 'o' as const,
+      offsetMs: 900,
+      data: Buffer.from('forged'),
+    };
+    const prevHash = rec.unanswered?.head ?? RECORDING_GENESIS_HASH;
+    await pgChunkSink(db.pool).write([{ ...forged, prevHash, hash: chunkHash(prevHash, forged) }]);
+    const extent = await extentToSeal(db.pool, sessionId, rec);
+    expect(extent).toEqual({ ...rec.durable, storedDiffers: true });
+    expect((await verifySessionRecording(db.pool, sessionId, extent)).ok).toBe(false);
   });
 });

@@ -94,25 +94,41 @@ function chunkOf(row: ChunkRow): StoredChunk {
   };
 }
 
+/** Where a recording's chain ends: its number of chunks and the last one's hash (null: none). */
+export interface RecordingExtent {
+  readonly chunks: number;
+  readonly head: string | null;
+}
+
 /**
- * What is stored of a session's recording: the number of chunks and the hash
- * of the last. A recording that could not be completed is sealed with this,
- * not with what the recorder heard back: a write can commit and its answer
- * still be lost (the writer thread died, the connection dropped after the
- * commit), and a seal short of the stored chunks would read as tampering.
- * Chunks are written in order, one write at a time, so the stored ones are
- * always the chain's prefix.
+ * What a recording that could not be completed is sealed with. Its last
+ * write failed, but a write can commit and its answer still be lost (the
+ * writer thread died, the link dropped after COMMIT): sealing only what the
+ * recorder heard back would fall short of the stored chunks, which reads as
+ * tampering. So the store is read back, and its extent sealed when it is one
+ * the recorder wrote — what it knows is durable, or that plus the unanswered
+ * write. Anything else is not the recorder's doing: the recorder's own extent
+ * is sealed, `storedDiffers` says so, and verification will show where.
  */
-export async function storedRecordingHead(
+export async function extentToSeal(
   db: Queryable,
   sessionId: string,
-): Promise<{ chunks: number; head: string | null }> {
+  recorder: {
+    readonly durable: RecordingExtent;
+    readonly unanswered: { chunks: number; head: string } | null;
+  },
+): Promise<RecordingExtent & { storedDiffers: boolean }> {
   const { rows } = await db.query<{ seq: number; hash: string }>(
     `select seq, hash from session_chunks where session_id = $1 order by seq desc limit 1`,
     [sessionId],
   );
-  const last = rows[0];
-  return last === undefined ? { chunks: 0, head: null } : { chunks: last.seq, head: last.hash };
+  const stored: RecordingExtent =
+    rows[0] === undefined ? { chunks: 0, head: null } : { chunks: rows[0].seq, head: rows[0].hash };
+  const same = (known: RecordingExtent | null): boolean =>
+    known !== null && known.chunks === stored.chunks && known.head === stored.head;
+  if (same(recorder.durable) || same(recorder.unanswered))
+    return { ...stored, storedDiffers: false };
+  return { ...recorder.durable, storedDiffers: true };
 }
 
 export const DEFAULT_CHUNK_BATCH_SIZE = 128;

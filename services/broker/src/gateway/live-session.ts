@@ -1,12 +1,7 @@
 import type { JsonValue } from '@airlock/audit';
 import { withTransaction } from '@airlock/db';
 import { MINUTE_MS, newId, type Capability } from '@airlock/domain';
-import {
-  SessionRecorder,
-  storedRecordingHead,
-  type ChunkKind,
-  type ChunkSink,
-} from '@airlock/recording';
+import { SessionRecorder, extentToSeal, type ChunkKind, type ChunkSink } from '@airlock/recording';
 import type {
   Client,
   Connection,
@@ -859,11 +854,17 @@ export class LiveSession {
     try {
       recording = await this.recorder.close();
     } catch (err) {
-      // Seal what did reach the store, so that part still verifies: read back,
-      // since a write may have committed with its answer lost.
-      recording = await storedRecordingHead(this.ctx.pool, this.id).catch(
-        () => this.recorder.durable,
-      );
+      // Seal what did reach the store, so that part still verifies (see extentToSeal).
+      const extent = await extentToSeal(this.ctx.pool, this.id, this.recorder).catch(() => ({
+        ...this.recorder.durable,
+        storedDiffers: false,
+      }));
+      if (extent.storedDiffers)
+        this.ctx.log.error(
+          { sessionId: this.id, sealed: extent.chunks },
+          'the recording store holds chunks this recorder did not write; sealing its own',
+        );
+      recording = { chunks: extent.chunks, head: extent.head };
       this.ctx.log.error(
         { err, sessionId: this.id, durableChunks: recording.chunks },
         'recording could not be completed; sealing the part that is stored',
