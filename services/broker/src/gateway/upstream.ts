@@ -1,4 +1,4 @@
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseSshPublicKey } from '@airlock/crypto';
 import ssh2, { type Client, type ConnectConfig } from 'ssh2';
@@ -84,11 +84,13 @@ export async function connectToAsset(
   const pinned = parseSshPublicKey(asset.hostKey).blob;
   const credential = ctx.vault.openString(asset.sealedCredential, credentialAad(asset.id));
   const sock = await dialer.dial(asset, asset.port, context);
-  // The SSH transport shares the event loop here, where ssh2 alone reads it.
+  // A TCP transport shares the event loop here, where ssh2 alone reads it.
   // Not in the dialer: a forwarded port's socket is read by the session
   // pipeline, whose ChannelFlow holds it (backpressure, pacing) and already
   // gives it its share per turn; a second party resuming it would undo holds.
-  shareEventLoop(sock);
+  // A connector's stream (WebSocket messages on a socket the HTTP server
+  // reads) is left to the WebSocket's own flow control, as it always was.
+  if (sock instanceof Socket) shareEventLoop(sock);
   const client = new ssh2.Client();
   let hostKeyRejected = false;
   const config: ConnectConfig = {
