@@ -14,6 +14,7 @@ describe('loadConfig', () => {
     expect(c.redisUrl).toBeNull();
     expect(c.totpRequiredRoles).toEqual(['admin', 'approver']);
     expect(c.bulkMiBpsWhileInteractive).toBe(16);
+    expect(c.webhookAllowedCidrs).toEqual([]);
     expect(Object.isFrozen(c)).toBe(true);
   });
 
@@ -24,12 +25,19 @@ describe('loadConfig', () => {
         AIRLOCK_LOCKOUT_THRESHOLD: '0',
         DATABASE_URL: 'mysql://x',
         AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE: '-1',
+        AIRLOCK_WEBHOOK_ALLOWED_CIDRS: '10.20.0.0/16, siem.plant, 10.0.0.0/40',
       });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).problems).toHaveLength(4);
+      expect((err as ConfigError).problems).toHaveLength(5);
+      expect((err as ConfigError).problems.at(-1)).toContain('siem.plant, 10.0.0.0/40');
     }
+  });
+
+  it('reads the ranges webhooks may reach inside the plant', () => {
+    const c = loadConfig({ AIRLOCK_WEBHOOK_ALLOWED_CIDRS: '10.20.0.0/16, 192.168.7.5,fd00::/8' });
+    expect(c.webhookAllowedCidrs).toEqual(['10.20.0.0/16', '192.168.7.5', 'fd00::/8']);
   });
 
   it('reads secrets from *_FILE and never prints them', async () => {

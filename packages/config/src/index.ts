@@ -4,6 +4,7 @@
  * module that reads `process.env`. Secrets may come from `<NAME>_FILE`.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ROLES, Secret, type Role } from '@airlock/domain';
 
@@ -52,6 +53,11 @@ export interface AirlockConfig {
    * 0: never paced.
    */
   readonly bulkMiBpsWhileInteractive: number;
+  /**
+   * Private, loopback or other special-purpose ranges webhooks may reach
+   * (comma-separated CIDRs or addresses); all others of them are refused.
+   */
+  readonly webhookAllowedCidrs: readonly string[];
 }
 
 export class ConfigError extends Error {
@@ -108,6 +114,22 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     if (['0', 'false', 'no', 'off'].includes(raw)) return false;
     problems.push(`${name} must be true or false (got "${raw}")`);
     return fallback;
+  };
+  const cidrs = (name: string): string[] => {
+    const parts = (text(name) ?? '').split(',').map((p) => p.trim());
+    const list = parts.filter((p) => p !== '');
+    const bad = list.filter((part) => {
+      const [address = '', prefix] = part.split('/');
+      const family = isIP(address);
+      const max = family === 4 ? 32 : 128;
+      return (
+        family === 0 ||
+        (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= max))
+      );
+    });
+    if (bad.length > 0)
+      problems.push(`${name} must list IP addresses or CIDR ranges (not ${bad.join(', ')})`);
+    return bad.length > 0 ? [] : list;
   };
   const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
     const raw = text(name);
@@ -166,6 +188,7 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     publicUrl: text('AIRLOCK_PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
     connectorHeartbeatMs: int('AIRLOCK_CONNECTOR_HEARTBEAT_MS', 5000, 100, 60_000),
     bulkMiBpsWhileInteractive: int('AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE', 16, 0, 100_000),
+    webhookAllowedCidrs: cidrs('AIRLOCK_WEBHOOK_ALLOWED_CIDRS'),
   };
   if (config.publicUrl !== null && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(config.publicUrl))
     problems.push(

@@ -127,6 +127,11 @@ export const ERROR_CATALOGUE = {
     kind: 'invalid_argument',
     message: 'The webhook URL must be an absolute http(s) URL.',
   },
+  'webhook.address_not_allowed': {
+    kind: 'invalid_argument',
+    message:
+      'Webhooks may not be sent to {address}: a private, loopback or other special-purpose address the operator has not allowed (AIRLOCK_WEBHOOK_ALLOWED_CIDRS).',
+  },
 
   // registry
   'zone.not_found': { kind: 'not_found', message: 'No zone {id}.' },

@@ -42,7 +42,8 @@ describe('webhook notifications', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    t = await createTestBroker();
+    // The receiver listens on loopback, which webhooks reach only when the operator lists it.
+    t = await createTestBroker({ config: { webhookAllowedCidrs: ['127.0.0.1'] } });
   });
 
   afterAll(async () => {
@@ -149,5 +150,19 @@ describe('webhook notifications', () => {
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe('webhook.invalid_url');
     }
+  });
+
+  it('refuses a webhook address inside the plant’s networks at configuration, unless listed', async () => {
+    const vendor = await t.user('vanja', ['vendor'], { organization: 'Nordwerk' });
+    for (const url of ['http://10.1.2.3/hook', 'http://169.254.169.254/', 'http://[::1]:8080/x']) {
+      const res = await t.call('PUT', '/api/v1/me/webhook', { token: vendor.token, body: { url } });
+      expect(res.status, url).toBe(400);
+      expect(res.body.error.code, url).toBe('webhook.address_not_allowed');
+    }
+    const listed = await t.call('PUT', '/api/v1/me/webhook', {
+      token: vendor.token,
+      body: { url: 'http://127.0.0.1:9/hook' },
+    });
+    expect(listed.status).toBe(200);
   });
 });

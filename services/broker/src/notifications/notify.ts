@@ -4,6 +4,7 @@ import { scheduleJob, type JobHandler } from '@airlock/jobs';
 import type { BrokerContext } from '../context.js';
 import { findUserById } from '../features/users/repository.js';
 import { webhookSecretAad } from '../features/users/service.js';
+import { parseCidrList } from './egress.js';
 import { deliverWebhook } from './webhook.js';
 
 export const NOTIFY_JOB = 'notification.webhook';
@@ -83,6 +84,7 @@ export function notificationHandler(ctx: BrokerContext): JobHandler {
       event,
       body,
       clock: ctx.clock,
+      allowedCidrs: parseCidrList(ctx.config.webhookAllowedCidrs.join(',')),
     });
     ctx.log.info({ userId, event, status }, 'webhook delivered');
   };

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { AppError, ManualClock } from '@airlock/domain';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mayReach, parseCidrList } from './egress.js';
 import {
   deliverWebhook,
   signWebhook,
@@ -10,6 +11,8 @@ import {
   WEBHOOK_SIGNATURE_HEADER,
 } from './webhook.js';
 
+/** The test's receivers listen on 127.0.0.1, which webhooks reach only when the operator allows it. */
+const LOOPBACK = parseCidrList('127.0.0.1');
 const SECRET = 'whsec_example';
 const BODY = '{"type":"grant.revoked","id":"whd_1"}';
 const T = 1_700_000_000;
@@ -127,6 +130,7 @@ describe('deliverWebhook', () => {
       event: 'grant.revoked',
       body: BODY,
       clock,
+      allowedCidrs: LOOPBACK,
     });
     expect(result).toEqual({ status: 204 });
 
@@ -154,6 +158,7 @@ describe('deliverWebhook', () => {
       event: 'grant.revoked',
       body: BODY,
       clock,
+      allowedCidrs: LOOPBACK,
     }).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(Error);
     const message = (error as Error).message;
@@ -174,6 +179,7 @@ describe('deliverWebhook', () => {
         event: 'grant.revoked',
         body: BODY,
         clock,
+        allowedCidrs: LOOPBACK,
       }),
     ).rejects.toThrow(/HTTP 307 \(a redirect, which is not followed\)/);
     expect(received.map((r) => r.path)).toEqual(['/start']);
@@ -189,6 +195,7 @@ describe('deliverWebhook', () => {
         event: 'grant.revoked',
         body: BODY,
         clock,
+        allowedCidrs: LOOPBACK,
         timeoutMs: 200,
       }),
     ).rejects.toThrow(/timed out after 200 ms/);
@@ -206,6 +213,7 @@ describe('deliverWebhook', () => {
       event: 'grant.revoked',
       body: BODY,
       clock,
+      allowedCidrs: LOOPBACK,
     }).catch((err: unknown) => err);
     expect((error as Error).message).toMatch(/failed: ECONNREFUSED/);
     expect((error as Error).message).not.toContain(SECRET);
@@ -219,9 +227,73 @@ describe('deliverWebhook', () => {
         event: 'grant.revoked',
         body: BODY,
         clock,
+        allowedCidrs: LOOPBACK,
       }).catch((err: unknown) => err);
       expect(error).toBeInstanceOf(AppError);
       expect((error as AppError).code).toBe('webhook.invalid_url');
     }
+  });
+
+  it('refuses private, loopback, link-local and metadata addresses unless the operator allows them', async () => {
+    const { url, received } = await endpoint((_req, res) => res.writeHead(204).end());
+    const port = new URL(url).port;
+    const refused = [
+      `http://127.0.0.1:${port}/x`,
+      `http://localhost:${port}/x`, // a name resolving to loopback
+      `http://[::1]:${port}/x`,
+      `http://[::ffff:127.0.0.1]:${port}/x`, // IPv4-mapped
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.1.2.3/hook',
+      'https://192.168.0.10/hook',
+      'http://[fd00::1]/hook',
+    ];
+    for (const target of refused) {
+      const error = await deliverWebhook({
+        url: target,
+        secret: SECRET,
+        event: 'grant.revoked',
+        body: BODY,
+        clock,
+        timeoutMs: 2_000,
+      }).catch((err: unknown) => err);
+      expect(error, target).toBeInstanceOf(AppError);
+      expect((error as AppError).code, target).toBe('webhook.address_not_allowed');
+    }
+    expect(received).toHaveLength(0);
+    // Listed by the operator, the same endpoint is reached.
+    const allowed = await deliverWebhook({
+      url: `http://localhost:${port}/x`,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+      allowedCidrs: parseCidrList('127.0.0.0/8, ::1'),
+    });
+    expect(allowed.status).toBe(204);
+    expect(received).toHaveLength(1);
+  });
+
+  it('judges addresses by range: public ones pass, special-purpose ones only when listed', () => {
+    const none = parseCidrList('');
+    for (const ok of ['8.8.8.8', '1.1.1.1', '2606:4700::1111', '::ffff:8.8.8.8'])
+      expect(mayReach(ok, none), ok).toBe(true);
+    for (const no of [
+      '0.0.0.0',
+      '100.64.0.1',
+      '172.31.255.255',
+      '198.18.0.1',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::',
+      'fe80::1',
+      'ff02::1',
+      '64:ff9b::a00:1',
+      '::ffff:a00:1',
+    ])
+      expect(mayReach(no, none), no).toBe(false);
+    expect(mayReach('10.20.3.4', parseCidrList('10.20.0.0/16'))).toBe(true);
+    expect(mayReach('10.21.3.4', parseCidrList('10.20.0.0/16'))).toBe(false);
+    expect(() => parseCidrList('10.0.0.0/33')).toThrow(/prefix/);
+    expect(() => parseCidrList('example.com')).toThrow(/not an IP address/);
   });
 });

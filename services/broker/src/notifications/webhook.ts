@@ -5,7 +5,11 @@
  * altered in transit (HMAC: RFC 2104; SHA-256: FIPS 180-4).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { BlockList, type LookupFunction } from 'node:net';
 import { AppError, type Clock } from '@airlock/domain';
+import { guardedLookup, refuseLiteralHost } from './egress.js';
 
 export const WEBHOOK_SIGNATURE_HEADER = 'airlock-signature';
 export const WEBHOOK_EVENT_HEADER = 'airlock-event';
@@ -100,44 +104,40 @@ export interface DeliverWebhookOptions {
   readonly body: string;
   readonly clock: Clock;
   readonly timeoutMs?: number;
+  /**
+   * Special-purpose addresses (private, loopback, link-local…) the operator
+   * allows webhooks to reach (AIRLOCK_WEBHOOK_ALLOWED_CIDRS); see egress.ts.
+   */
+  readonly allowedCidrs?: BlockList;
 }
 
 /**
  * POSTs one signed webhook. Throws on a network error, a timeout or any
- * non-2xx answer, so the job layer retries with backoff. Error messages name
- * only the endpoint's origin: a URL path or query may itself carry a token,
- * and the secret is never put in any message.
+ * non-2xx answer, so the job layer retries with backoff; and with
+ * `webhook.address_not_allowed` when the endpoint's address is one a webhook
+ * may not reach. Error messages name only the endpoint's origin: a URL path
+ * or query may itself carry a token, and the secret is never put in any message.
  */
 export async function deliverWebhook(options: DeliverWebhookOptions): Promise<{ status: number }> {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch (err) {
-    throw new AppError('webhook.invalid_url', {}, { cause: err });
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw new AppError('webhook.invalid_url');
+  const url = webhookUrl(options.url);
+  const allowed = options.allowedCidrs ?? new BlockList();
+  refuseLiteralHost(url, allowed);
   const endpoint = url.origin;
   const timeoutMs = options.timeoutMs ?? DEFAULT_WEBHOOK_TIMEOUT_MS;
   const timestampSeconds = Math.floor(options.clock.now().getTime() / 1_000);
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(options.body)),
+    'user-agent': WEBHOOK_USER_AGENT,
+    [WEBHOOK_EVENT_HEADER]: options.event,
+    [WEBHOOK_SIGNATURE_HEADER]: signWebhook(options.secret, options.body, timestampSeconds),
+  };
 
-  let response: Response;
+  let status: number;
   try {
-    response = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': WEBHOOK_USER_AGENT,
-        [WEBHOOK_EVENT_HEADER]: options.event,
-        [WEBHOOK_SIGNATURE_HEADER]: signWebhook(options.secret, options.body, timestampSeconds),
-      },
-      body: options.body,
-      // A redirect could steer a signed delivery (and our egress) to a host
-      // the user never registered, such as an address inside the OT network.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    status = await post(url, headers, options.body, timeoutMs, guardedLookup(allowed));
   } catch (err) {
+    if (err instanceof AppError) throw err;
     if (err instanceof Error && err.name === 'TimeoutError') {
       throw new Error(`Webhook delivery to ${endpoint} timed out after ${timeoutMs} ms`, {
         cause: err,
@@ -147,25 +147,64 @@ export async function deliverWebhook(options: DeliverWebhookOptions): Promise<{ 
       cause: err,
     });
   }
-  // The answer's body is of no use; dropping it frees the connection.
-  await response.body?.cancel().catch(() => undefined);
-  if (response.status >= 300 && response.status < 400) {
+  // A redirect is never followed: it could steer a signed delivery (and our
+  // egress) to a host the user never registered, such as one inside the OT network.
+  if (status >= 300 && status < 400) {
     throw new Error(
-      `Webhook endpoint ${endpoint} answered HTTP ${response.status} (a redirect, which is not followed)`,
+      `Webhook endpoint ${endpoint} answered HTTP ${status} (a redirect, which is not followed)`,
     );
   }
-  if (!response.ok)
-    throw new Error(`Webhook endpoint ${endpoint} answered HTTP ${response.status}`);
-  return { status: response.status };
+  if (status < 200 || status >= 300)
+    throw new Error(`Webhook endpoint ${endpoint} answered HTTP ${status}`);
+  return { status };
 }
 
-/** The low-level reason (e.g. ECONNREFUSED) that fetch hides behind "fetch failed". */
+/** An absolute http(s) URL without credentials, or `webhook.invalid_url`. */
+export function webhookUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (err) {
+    throw new AppError('webhook.invalid_url', {}, { cause: err });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new AppError('webhook.invalid_url');
+  if (url.username !== '' || url.password !== '') throw new AppError('webhook.invalid_url');
+  return url;
+}
+
+/** One POST; resolves with the status once the answer's headers are in (its body is dropped). */
+function post(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+  lookup: LookupFunction,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(url, { method: 'POST', headers, lookup }, (response) => {
+      clearTimeout(deadline);
+      // The answer's body is of no use; reading it frees the connection.
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    const deadline = setTimeout(() => {
+      const timedOut = new Error(`no answer within ${timeoutMs} ms`);
+      timedOut.name = 'TimeoutError';
+      request.destroy(timedOut);
+    }, timeoutMs);
+    request.once('error', (err) => {
+      clearTimeout(deadline);
+      reject(err);
+    });
+    request.end(body);
+  });
+}
+
+/** The low-level reason, e.g. `ECONNREFUSED (connect ECONNREFUSED 127.0.0.1:9)`. */
 function networkReason(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  const cause: unknown = err.cause;
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return code === undefined ? cause.message : `${code} (${cause.message})`;
-  }
-  return err.message;
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === undefined ? err.message : `${code} (${err.message})`;
 }

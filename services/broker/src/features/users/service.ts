@@ -4,6 +4,8 @@ import { hashPassword, parseSshPublicKey } from '@airlock/crypto';
 import { withTransaction, type PoolClient } from '@airlock/db';
 import { AppError, newId, type Role } from '@airlock/domain';
 import { audit } from '../../audit.js';
+import { parseCidrList, refuseLiteralHost } from '../../notifications/egress.js';
+import { webhookUrl } from '../../notifications/webhook.js';
 import type { BrokerContext } from '../../context.js';
 import { actorOf, type Principal } from '../../principal.js';
 import { clearThrottle, revokeAllAuthSessions } from '../auth/repository.js';
@@ -236,15 +238,7 @@ export async function configureWebhook(
   url: string | null,
 ): Promise<{ secret: string | null }> {
   if (url !== null) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new AppError('webhook.invalid_url');
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
-      throw new AppError('webhook.invalid_url');
-    if (parsed.username !== '' || parsed.password !== '') throw new AppError('webhook.invalid_url');
+    refuseLiteralHost(webhookUrl(url), parseCidrList(ctx.config.webhookAllowedCidrs.join(',')));
   }
   const secret = url === null ? null : `whsec_${randomBytes(24).toString('base64url')}`;
   await withTransaction(ctx.pool, async (client) => {
