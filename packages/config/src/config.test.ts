@@ -25,13 +25,15 @@ describe('loadConfig', () => {
         AIRLOCK_LOCKOUT_THRESHOLD: '0',
         DATABASE_URL: 'mysql://x',
         AIRLOCK_BULK_MIBPS_WHILE_INTERACTIVE: '-1',
-        AIRLOCK_WEBHOOK_ALLOWED_CIDRS: '10.20.0.0/16, siem.plant, 10.0.0.0/40',
+        AIRLOCK_WEBHOOK_ALLOWED_CIDRS: '10.20.0.0/16, siem.plant, 10.0.0.0/40, 10.0.0.0/8/x',
       });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as ConfigError).problems).toHaveLength(5);
-      expect((err as ConfigError).problems.at(-1)).toContain('siem.plant, 10.0.0.0/40');
+      expect((err as ConfigError).problems.at(-1)).toContain(
+        'siem.plant, 10.0.0.0/40, 10.0.0.0/8/x',
+      );
     }
   });
 

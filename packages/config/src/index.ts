@@ -119,13 +119,9 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
     const parts = (text(name) ?? '').split(',').map((p) => p.trim());
     const list = parts.filter((p) => p !== '');
     const bad = list.filter((part) => {
-      const [address = '', prefix] = part.split('/');
-      const family = isIP(address);
-      const max = family === 4 ? 32 : 128;
-      return (
-        family === 0 ||
-        (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= max))
-      );
+      const cidr = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(part);
+      const family = isIP(cidr?.[1] ?? '');
+      return family === 0 || Number(cidr?.[2] ?? 0) > (family === 4 ? 32 : 128);
     });
     if (bad.length > 0)
       problems.push(`${name} must list IP addresses or CIDR ranges (not ${bad.join(', ')})`);

@@ -25,6 +25,7 @@ const SPECIAL_IPV4: readonly [string, number][] = [
   ['172.16.0.0', 12], // private
   ['192.0.0.0', 24], // IETF protocol assignments
   ['192.0.2.0', 24], // documentation
+  ['192.88.99.0', 24], // 6to4 relay anycast (deprecated)
   ['192.168.0.0', 16], // private
   ['198.18.0.0', 15], // benchmarking
   ['198.51.100.0', 24], // documentation
@@ -33,11 +34,14 @@ const SPECIAL_IPV4: readonly [string, number][] = [
   ['240.0.0.0', 4], // reserved, broadcast
 ];
 const SPECIAL_IPV6: readonly [string, number][] = [
-  ['::', 128], // unspecified
-  ['::1', 128], // loopback
+  ['::', 96], // unspecified, loopback, IPv4-compatible (deprecated)
   ['64:ff9b::', 96], // NAT64 (reaches IPv4 addresses)
+  ['64:ff9b:1::', 48], // local-use NAT64
   ['100::', 64], // discard
+  ['2001::', 23], // IETF protocol assignments (Teredo among them)
   ['2001:db8::', 32], // documentation
+  ['2002::', 16], // 6to4 (reaches IPv4 addresses)
+  ['fec0::', 10], // site-local (deprecated)
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
@@ -52,14 +56,14 @@ export function parseCidrList(text: string): BlockList {
   const list = new BlockList();
   for (const part of text.split(',').map((p) => p.trim())) {
     if (part === '') continue;
-    const [address = '', prefixText] = part.split('/');
-    const family = isIP(address);
-    if (family === 0) throw new Error(`${part} is not an IP address or CIDR range`);
+    const cidr = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(part);
+    const family = isIP(cidr?.[1] ?? '');
+    if (cidr?.[1] === undefined || family === 0)
+      throw new Error(`${part} is not an IP address or CIDR range`);
     const max = family === 4 ? 32 : 128;
-    const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (!/^\d{1,3}$/.test(prefixText ?? String(max)) || prefix > max)
-      throw new Error(`${part} has no valid prefix length (0 to ${max})`);
-    list.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    const prefix = cidr[2] === undefined ? max : Number(cidr[2]);
+    if (prefix > max) throw new Error(`${part} has no valid prefix length (0 to ${max})`);
+    list.addSubnet(cidr[1], prefix, family === 4 ? 'ipv4' : 'ipv6');
   }
   return list;
 }

@@ -293,7 +293,59 @@ describe('deliverWebhook', () => {
       expect(mayReach(no, none), no).toBe(false);
     expect(mayReach('10.20.3.4', parseCidrList('10.20.0.0/16'))).toBe(true);
     expect(mayReach('10.21.3.4', parseCidrList('10.20.0.0/16'))).toBe(false);
+    for (const no of [
+      '::7f00:1',
+      '64:ff9b:1::a00:1',
+      '2002:a00:1::1',
+      '2001:0:4136:e378::1',
+      'fec0::1',
+      '192.88.99.1',
+    ])
+      expect(mayReach(no, none), no).toBe(false);
     expect(() => parseCidrList('10.0.0.0/33')).toThrow(/prefix/);
-    expect(() => parseCidrList('example.com')).toThrow(/not an IP address/);
+    for (const bad of ['example.com', '10.0.0.0/8/x', 'fe80::1%eth0', '10.0.0.0/08'])
+      expect(() => parseCidrList(bad), bad).toThrow(/not an IP address/);
+  });
+
+  it('checks every delivery’s address afresh: no pooled connection carries over an earlier allowance', async () => {
+    const { url, received } = await endpoint((_req, res) => res.writeHead(204).end());
+    const port = new URL(url).port;
+    const deliver = (path: string, allowedCidrs?: ReturnType<typeof parseCidrList>) =>
+      deliverWebhook({
+        url: `http://localhost:${port}${path}`,
+        secret: SECRET,
+        event: 'grant.revoked',
+        body: BODY,
+        clock,
+        ...(allowedCidrs === undefined ? {} : { allowedCidrs }),
+      });
+    expect((await deliver('/allowed', parseCidrList('127.0.0.0/8, ::1'))).status).toBe(204);
+    await expect(deliver('/not-allowed')).rejects.toMatchObject({
+      code: 'webhook.address_not_allowed',
+    });
+    expect(received.map((r) => r.path)).toEqual(['/allowed']);
+  });
+
+  it('does not read an answer’s body: an endless one neither holds the connection nor the broker', async () => {
+    let closed = false;
+    const { url } = await endpoint((req, res) => {
+      res.writeHead(200);
+      const flood = setInterval(() => res.write(Buffer.alloc(64 * 1024)), 5);
+      req.socket.once('close', () => {
+        clearInterval(flood);
+        closed = true;
+      });
+    });
+    const result = await deliverWebhook({
+      url,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+      allowedCidrs: LOOPBACK,
+    });
+    expect(result.status).toBe(200);
+    for (let i = 0; i < 100 && !closed; i += 1) await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toBe(true);
   });
 });

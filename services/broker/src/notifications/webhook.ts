@@ -183,11 +183,13 @@ function post(
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { method: 'POST', headers, lookup }, (response) => {
+    // A connection of its own (agent: false): a pooled one would skip the
+    // checked lookup, and the answer's body, of no use, is not read at all
+    // (an endpoint could send one without end).
+    const request = send(url, { method: 'POST', headers, lookup, agent: false }, (response) => {
       clearTimeout(deadline);
-      // The answer's body is of no use; reading it frees the connection.
-      response.resume();
       resolve(response.statusCode ?? 0);
+      response.destroy();
     });
     const deadline = setTimeout(() => {
       const timedOut = new Error(`no answer within ${timeoutMs} ms`);
