@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mayReach, parseCidrList } from './egress.js';
 import {
   deliverWebhook,
+  type DeliverWebhookOptions,
   signWebhook,
   verifyWebhookSignature,
   WEBHOOK_EVENT_HEADER,
@@ -90,6 +91,17 @@ interface Received {
 describe('deliverWebhook', () => {
   const servers: Server[] = [];
   const clock = new ManualClock(T * 1_000 + 999);
+  /** deliverWebhook with this file's secret, event, body and clock, to a loopback receiver. */
+  const send = (url: string, extra: Partial<DeliverWebhookOptions> = {}) =>
+    deliverWebhook({
+      url,
+      secret: SECRET,
+      event: 'grant.revoked',
+      body: BODY,
+      clock,
+      allowedCidrs: LOOPBACK,
+      ...extra,
+    });
 
   afterEach(async () => {
     for (const server of servers.splice(0)) {
@@ -124,14 +136,7 @@ describe('deliverWebhook', () => {
 
   it('POSTs the body with headers the receiver can verify', async () => {
     const { url, received } = await endpoint((_req, res) => res.writeHead(204).end());
-    const result = await deliverWebhook({
-      url: `${url}/hooks/airlock?tenant=7`,
-      secret: SECRET,
-      event: 'grant.revoked',
-      body: BODY,
-      clock,
-      allowedCidrs: LOOPBACK,
-    });
+    const result = await send(`${url}/hooks/airlock?tenant=7`);
     expect(result).toEqual({ status: 204 });
 
     expect(received).toHaveLength(1);
@@ -152,14 +157,7 @@ describe('deliverWebhook', () => {
 
   it('throws on a non-2xx answer, without the secret in the message', async () => {
     const { url } = await endpoint((_req, res) => res.writeHead(503).end('busy'));
-    const error = await deliverWebhook({
-      url: `${url}/x?token=abc`,
-      secret: SECRET,
-      event: 'grant.revoked',
-      body: BODY,
-      clock,
-      allowedCidrs: LOOPBACK,
-    }).catch((err: unknown) => err);
+    const error = await send(`${url}/x?token=abc`).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(Error);
     const message = (error as Error).message;
     expect(message).toContain('HTTP 503');
@@ -172,33 +170,16 @@ describe('deliverWebhook', () => {
       if (req.url === '/start') res.writeHead(307, { location: '/elsewhere' }).end();
       else res.writeHead(200).end();
     });
-    await expect(
-      deliverWebhook({
-        url: `${url}/start`,
-        secret: SECRET,
-        event: 'grant.revoked',
-        body: BODY,
-        clock,
-        allowedCidrs: LOOPBACK,
-      }),
-    ).rejects.toThrow(/HTTP 307 \(a redirect, which is not followed\)/);
+    await expect(send(`${url}/start`)).rejects.toThrow(
+      /HTTP 307 \(a redirect, which is not followed\)/,
+    );
     expect(received.map((r) => r.path)).toEqual(['/start']);
   });
 
   it('gives up when the endpoint does not answer in time', async () => {
     const { url, received } = await endpoint(() => undefined);
     const started = Date.now();
-    await expect(
-      deliverWebhook({
-        url,
-        secret: SECRET,
-        event: 'grant.revoked',
-        body: BODY,
-        clock,
-        allowedCidrs: LOOPBACK,
-        timeoutMs: 200,
-      }),
-    ).rejects.toThrow(/timed out after 200 ms/);
+    await expect(send(url, { timeoutMs: 200 })).rejects.toThrow(/timed out after 200 ms/);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(received).toHaveLength(1);
   });
@@ -207,28 +188,14 @@ describe('deliverWebhook', () => {
     const { url } = await endpoint((_req, res) => res.end());
     const server = servers.pop();
     await new Promise<void>((resolve) => server?.close(() => resolve()));
-    const error = await deliverWebhook({
-      url,
-      secret: SECRET,
-      event: 'grant.revoked',
-      body: BODY,
-      clock,
-      allowedCidrs: LOOPBACK,
-    }).catch((err: unknown) => err);
+    const error = await send(url).catch((err: unknown) => err);
     expect((error as Error).message).toMatch(/failed: ECONNREFUSED/);
     expect((error as Error).message).not.toContain(SECRET);
   });
 
   it('refuses URLs that are not http(s)', async () => {
     for (const url of ['file:///etc/passwd', 'not a url', 'ftp://example.com/hook']) {
-      const error = await deliverWebhook({
-        url,
-        secret: SECRET,
-        event: 'grant.revoked',
-        body: BODY,
-        clock,
-        allowedCidrs: LOOPBACK,
-      }).catch((err: unknown) => err);
+      const error = await send(url).catch((err: unknown) => err);
       expect(error).toBeInstanceOf(AppError);
       expect((error as AppError).code).toBe('webhook.invalid_url');
     }
@@ -336,14 +303,7 @@ describe('deliverWebhook', () => {
         closed = true;
       });
     });
-    const result = await deliverWebhook({
-      url,
-      secret: SECRET,
-      event: 'grant.revoked',
-      body: BODY,
-      clock,
-      allowedCidrs: LOOPBACK,
-    });
+    const result = await send(url);
     expect(result.status).toBe(200);
     for (let i = 0; i < 100 && !closed; i += 1) await new Promise((r) => setTimeout(r, 20));
     expect(closed).toBe(true);
