@@ -27,7 +27,7 @@ describe('migration runner', () => {
       migrate(pool, MIGRATIONS_DIR),
       migrate(pool, MIGRATIONS_DIR),
     ]);
-    expect([...a.applied, ...b.applied].sort()).toEqual(a.applied.length ? a.applied : b.applied);
+    expect([...a.applied, ...b.applied].sort((x, y) => x - y)).toEqual(a.applied.length ? a.applied : b.applied);
     const again = await migrate(pool, MIGRATIONS_DIR);
     expect(again.applied).toEqual([]);
     const { rows } = await pool.query('select count(*)::int as n from schema_migrations');

@@ -99,9 +99,23 @@ export async function getThrottle(
 }
 
 /**
+ * How long failures are remembered after the last one: a count that old
+ * starts afresh, and its row may go. (Without a limit every username ever
+ * guessed — existing or not — kept a row for good.)
+ */
+export const FAILURE_MEMORY_MS = 24 * 60 * 60_000;
+/** SQL: the row's count no longer counts at `now` (its lock ran out, or its last failure is forgotten). */
+const forgotten = (row: string, now: string, memoryMs: string): string =>
+  `((${row}.locked_until is not null and ${row}.locked_until <= ${now})
+    or (${row}.locked_until is null
+        and ${row}.last_failure_at <= ${now}::timestamptz - (${memoryMs} || ' milliseconds')::interval))`;
+/** Forgotten rows removed with each failure recorded: the table holds about a day's failures. */
+const FORGET_PER_FAILURE = 64;
+
+/**
  * Counts one failure atomically (concurrent guesses cannot slip past the
- * threshold) and locks when the threshold is reached. A lock that has run out
- * starts a fresh count.
+ * threshold) and locks when the threshold is reached. A lock that has run
+ * out, or a count older than FAILURE_MEMORY_MS, starts a fresh count.
  */
 export async function recordLoginFailure(
   db: Queryable,
@@ -113,17 +127,26 @@ export async function recordLoginFailure(
     `insert into login_throttle as t (username, failures, last_failure_at, locked_until)
      values ($1, 1, $2, case when 1 >= $3 then $2::timestamptz + ($4 || ' milliseconds')::interval end)
      on conflict (username) do update set
-       failures = case when t.locked_until is not null and t.locked_until <= $2 then 1 else t.failures + 1 end,
+       failures = case when ${forgotten('t', '$2', '$5')} then 1 else t.failures + 1 end,
        last_failure_at = $2,
        locked_until = case
-         when (case when t.locked_until is not null and t.locked_until <= $2 then 1 else t.failures + 1 end) >= $3
+         when (case when ${forgotten('t', '$2', '$5')} then 1 else t.failures + 1 end) >= $3
            then $2::timestamptz + ($4 || ' milliseconds')::interval
          else null end
      returning failures, locked_until`,
-    [username, now, policy.threshold, String(policy.lockoutMs)],
+    [username, now, policy.threshold, String(policy.lockoutMs), String(FAILURE_MEMORY_MS)],
   );
   const r = rows[0];
   if (r === undefined) throw new Error('login_throttle upsert returned no row');
+  await db.query(
+    `delete from login_throttle where username in (
+       select username from login_throttle as t
+        where ${forgotten('t', '$1', '$2')}
+        limit ${FORGET_PER_FAILURE}
+        -- rows another sign-in holds are left to a later failure: no waiting, no deadlock
+        for update skip locked)`,
+    [now, String(FAILURE_MEMORY_MS)],
+  );
   return { failures: r.failures, lockedUntil: r.locked_until };
 }
 
