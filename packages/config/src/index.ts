@@ -60,6 +60,25 @@ export interface AirlockConfig {
   readonly webhookAllowedCidrs: readonly string[];
 }
 
+/** One address range: `10.20.0.0/16`, `fd00::/8`, or an address alone (a /32 or /128). */
+export interface Cidr {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: 'ipv4' | 'ipv6';
+}
+
+/** Parses one range strictly (no zone ids, extra slashes or leading zeros), or says why not. */
+export function parseCidr(text: string): Cidr | { readonly problem: string } {
+  const cidr = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(text);
+  const family = isIP(cidr?.[1] ?? '');
+  if (cidr?.[1] === undefined || family === 0)
+    return { problem: `${text} is not an IP address or CIDR range` };
+  const max = family === 4 ? 32 : 128;
+  const prefix = cidr[2] === undefined ? max : Number(cidr[2]);
+  if (prefix > max) return { problem: `${text} has no valid prefix length (0 to ${max})` };
+  return { address: cidr[1], prefix, family: family === 4 ? 'ipv4' : 'ipv6' };
+}
+
 export class ConfigError extends Error {
   readonly problems: readonly string[];
 
@@ -118,11 +137,7 @@ export function loadConfig(env: Env = process.env): AirlockConfig {
   const cidrs = (name: string): string[] => {
     const parts = (text(name) ?? '').split(',').map((p) => p.trim());
     const list = parts.filter((p) => p !== '');
-    const bad = list.filter((part) => {
-      const cidr = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(part);
-      const family = isIP(cidr?.[1] ?? '');
-      return family === 0 || Number(cidr?.[2] ?? 0) > (family === 4 ? 32 : 128);
-    });
+    const bad = list.filter((part) => 'problem' in parseCidr(part));
     if (bad.length > 0)
       problems.push(`${name} must list IP addresses or CIDR ranges (not ${bad.join(', ')})`);
     return bad.length > 0 ? [] : list;

@@ -13,6 +13,7 @@
  */
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { parseCidr } from '@airlock/config';
 import { AppError } from '@airlock/domain';
 
 /** Special-purpose ranges (IANA registries for IPv4 and IPv6) that a webhook may not reach. */
@@ -51,19 +52,14 @@ const special = new BlockList();
 for (const [net, prefix] of SPECIAL_IPV4) special.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of SPECIAL_IPV6) special.addSubnet(net, prefix, 'ipv6');
 
-/** Parses `10.20.0.0/16,fd00::/8` (a bare address is a /32 or /128); throws on anything else. */
-export function parseCidrList(text: string): BlockList {
+/** A list of ranges (comma-separated text, or the config's list) as a BlockList; throws on a bad one. */
+export function parseCidrList(cidrs: string | readonly string[]): BlockList {
   const list = new BlockList();
-  for (const part of text.split(',').map((p) => p.trim())) {
+  for (const part of (typeof cidrs === 'string' ? cidrs.split(',') : cidrs).map((p) => p.trim())) {
     if (part === '') continue;
-    const cidr = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(part);
-    const family = isIP(cidr?.[1] ?? '');
-    if (cidr?.[1] === undefined || family === 0)
-      throw new Error(`${part} is not an IP address or CIDR range`);
-    const max = family === 4 ? 32 : 128;
-    const prefix = cidr[2] === undefined ? max : Number(cidr[2]);
-    if (prefix > max) throw new Error(`${part} has no valid prefix length (0 to ${max})`);
-    list.addSubnet(cidr[1], prefix, family === 4 ? 'ipv4' : 'ipv6');
+    const cidr = parseCidr(part);
+    if ('problem' in cidr) throw new Error(cidr.problem);
+    list.addSubnet(cidr.address, cidr.prefix, cidr.family);
   }
   return list;
 }

@@ -84,7 +84,7 @@ export function notificationHandler(ctx: BrokerContext): JobHandler {
       event,
       body,
       clock: ctx.clock,
-      allowedCidrs: parseCidrList(ctx.config.webhookAllowedCidrs.join(',')),
+      allowedCidrs: parseCidrList(ctx.config.webhookAllowedCidrs),
     });
     ctx.log.info({ userId, event, status }, 'webhook delivered');
   };

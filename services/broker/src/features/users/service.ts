@@ -238,7 +238,7 @@ export async function configureWebhook(
   url: string | null,
 ): Promise<{ secret: string | null }> {
   if (url !== null) {
-    refuseLiteralHost(webhookUrl(url), parseCidrList(ctx.config.webhookAllowedCidrs.join(',')));
+    refuseLiteralHost(webhookUrl(url), parseCidrList(ctx.config.webhookAllowedCidrs));
   }
   const secret = url === null ? null : `whsec_${randomBytes(24).toString('base64url')}`;
   await withTransaction(ctx.pool, async (client) => {
