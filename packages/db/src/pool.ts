@@ -77,6 +77,6 @@ export async function withTransaction<T>(
 }
 
 /** node-postgres gave up waiting for an answer (query_timeout); the query may still run. */
-export function isQueryTimeout(err: unknown): err is Error {
+function isQueryTimeout(err: unknown): err is Error {
   return err instanceof Error && err.message === 'Query read timeout';
 }
